@@ -1,0 +1,208 @@
+//! The command-line driver: options → stages → renderer. Progress and warnings
+//! go to stderr here; reports go to stdout through `render`.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::category::Rules;
+use crate::cli::{AnalyzeArgs, Cli, Command, Format, InputArgs, OutputArgs};
+use crate::error::Error;
+use crate::layer::ScanOptions;
+use crate::render::{RenderOptions, units::parse_size};
+use crate::report::{Analysis, ReportOptions, analyze};
+use crate::source::meta::{ImageMeta, Platform, Selection};
+use crate::source::{LoadOptions, open};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Analyze(a) => run_analyze(a),
+        Command::Rules(r) => {
+            let rules = load_rules(r.rules.as_deref())?;
+            let mut out = io::stdout().lock();
+            out.write_all(rules.describe().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads the built-in rules, plus a user file when given.
+pub fn load_rules(file: Option<&str>) -> Result<Rules> {
+    match file {
+        None => Ok(Rules::builtin()),
+        Some(f) => {
+            let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+            Ok(Rules::with_user_file(&text, f)?)
+        }
+    }
+}
+
+/// Options derived from [`InputArgs`].
+pub struct InputOptions {
+    /// Selection and scan options.
+    pub load: LoadOptions,
+    /// Compiled rules.
+    pub rules: Arc<Rules>,
+    /// Show progress on stderr.
+    pub progress: bool,
+}
+
+/// Validates input arguments into options.
+pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let max_uncompressed = a
+        .max_uncompressed
+        .as_deref()
+        .map(|s| parse_size(s).map_err(|e| Error::Usage(format!("--max-uncompressed: {e}"))))
+        .transpose()?;
+    let threads = match a.threads {
+        Some(0) => return Err(Error::Usage("-j/--threads must be at least 1".into()).into()),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let rules = Arc::new(load_rules(a.rules.as_deref())?);
+    Ok(InputOptions {
+        load: LoadOptions {
+            selection: Selection {
+                image: a.image_name.clone(),
+                platform,
+                verify: !a.no_verify,
+            },
+            scan: ScanOptions {
+                verify: !a.no_verify,
+                rules: rules.clone(),
+                max_uncompressed_bytes: max_uncompressed,
+                progress: None,
+            },
+            threads,
+        },
+        rules,
+        progress: !quiet && io::stderr().is_terminal(),
+    })
+}
+
+/// Reads and analyses one image, with progress on stderr when asked.
+pub fn load_analysis(input: &str, opts: &InputOptions, report: &ReportOptions) -> Result<Analysis> {
+    let mut load = opts.load.clone();
+    let counter = Arc::new(AtomicU64::new(0));
+    load.scan.progress = Some(counter.clone());
+    let done = Arc::new(AtomicBool::new(false));
+    let bar = opts.progress.then(|| {
+        let counter = counter.clone();
+        let done = done.clone();
+        let label = input.to_string();
+        std::thread::spawn(move || {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            let start = std::time::Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                let b = counter.load(Ordering::Relaxed);
+                let secs = start.elapsed().as_secs_f64().max(0.001);
+                pb.set_message(format!(
+                    "{label}: read {} of layer blobs ({}/s)",
+                    crate::render::units::format_bytes(b, false),
+                    crate::render::units::format_bytes((b as f64 / secs) as u64, false)
+                ));
+                pb.tick();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            pb.finish_and_clear();
+        })
+    });
+    let loaded = open(input).and_then(|src| src.load(&load));
+    done.store(true, Ordering::Relaxed);
+    if let Some(h) = bar {
+        let _ = h.join();
+    }
+    let loaded = loaded?;
+    Ok(analyze(loaded, &opts.rules, report))
+}
+
+/// Reads only the metadata of an image (for `--base`).
+pub fn load_meta(input: &str, opts: &InputOptions) -> Result<ImageMeta> {
+    let loaded = open(input).and_then(|src| src.load(&opts.load))?;
+    Ok(loaded.meta)
+}
+
+fn render_options(o: &OutputArgs) -> RenderOptions {
+    RenderOptions {
+        si: o.si,
+        exact: o.bytes,
+        top: o.top,
+        width: terminal_width(),
+    }
+}
+
+/// The terminal's width when stdout is one, else 120 columns.
+fn terminal_width() -> u16 {
+    if io::stdout().is_terminal() {
+        if let Some((w, _)) = terminal_size() {
+            return w.max(60);
+        }
+    }
+    120
+}
+
+fn terminal_size() -> Option<(u16, u16)> {
+    let cols = std::env::var("COLUMNS").ok()?.parse().ok()?;
+    Some((cols, 0))
+}
+
+/// Prints warnings on stderr (at most 20, then a count).
+pub fn print_warnings(warnings: &[String], quiet: bool) {
+    if quiet {
+        return;
+    }
+    let mut err = io::stderr().lock();
+    for w in warnings.iter().take(20) {
+        let _ = writeln!(err, "mlsize: warning: {w}");
+    }
+    if warnings.len() > 20 {
+        let _ = writeln!(
+            err,
+            "mlsize: warning: ... and {} more (all are in --format json)",
+            warnings.len() - 20
+        );
+    }
+}
+
+fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
+    let opts = input_options(&a.input, a.output.quiet)?;
+    let dup_min_bytes =
+        parse_size(&a.dup_min_bytes).map_err(|e| Error::Usage(format!("--dup-min-bytes: {e}")))?;
+    let base_diff_ids = match &a.base {
+        Some(b) => {
+            let mut base_opts = input_options(&a.input, true)?;
+            // Only the base's metadata matters; its own platform/name selection applies.
+            base_opts.load.selection.image = None;
+            let meta = load_meta(b, &base_opts).with_context(|| format!("reading --base '{b}'"))?;
+            Some(meta.config.rootfs.diff_ids)
+        }
+        None => None,
+    };
+    let report_opts = ReportOptions {
+        top: a.output.top,
+        dup_min_bytes,
+        base_diff_ids,
+        source: a.image.clone(),
+    };
+    let analysis = load_analysis(&a.image, &opts, &report_opts)?;
+    let report = analysis.report;
+    print_warnings(&report.warnings, a.output.quiet);
+    let ro = render_options(&a.output);
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match a.output.format {
+        Format::Table => crate::render::table::render(&report, &ro, &mut out)?,
+        Format::Json => crate::render::json::render(&report, &mut out)?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,114 @@
+//! Command-line arguments (clap derive only). `app.rs` turns them into options.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a budget or --fail-over threshold was exceeded; 2 usage, input or format error.";
+
+/// Where the gigabytes of a machine-learning container image go, and how to get them back.
+#[derive(Debug, Parser)]
+#[command(name = "mlsize", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per-layer and per-instruction report: sizes, waste, categories, duplicates, fixes.
+    #[command(after_help = EXIT_CODES)]
+    Analyze(AnalyzeArgs),
+    /// Print the active category rules (built-in, plus --rules).
+    Rules(RulesArgs),
+}
+
+/// `mlsize analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Image archive (docker save, oci-archive, optionally gzip/zstd-compressed), OCI layout directory, or - for stdin.
+    pub image: String,
+    /// Label the layers shared with this base image and report "base" vs "your layers".
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// Smallest file size for duplicate groups (e.g. 64KiB, 1MB).
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    pub dup_min_bytes: String,
+    /// How the image is read.
+    #[command(flatten, next_help_heading = "Input")]
+    pub input: InputArgs,
+    /// How the report is printed.
+    #[command(flatten, next_help_heading = "Output")]
+    pub output: OutputArgs,
+}
+
+/// `mlsize rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// TOML file of rules that add to or override the built-in ones.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<String>,
+}
+
+/// How images are read.
+#[derive(Debug, Args, Clone)]
+pub struct InputArgs {
+    /// Platform to select from a multi-platform index (default: this machine's, or the only one).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Image to select when the archive holds several (NAME[:TAG]).
+    #[arg(long = "image", value_name = "NAME[:TAG]")]
+    pub image_name: Option<String>,
+    /// Skip digest verification of blobs and diff_ids (faster; the report says "unverified").
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Layers read at once [default: number of CPUs].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Stop when a layer decompresses to more than SIZE (guards against decompression bombs) [default: off].
+    #[arg(long, value_name = "SIZE")]
+    pub max_uncompressed: Option<String>,
+    /// TOML file of category rules that add to or override the built-in ones.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<String>,
+}
+
+/// How results are printed.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Rows in the largest-files and recommendation lists.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    /// Decimal units (kB, MB, GB) instead of binary (KiB, MiB, GiB).
+    #[arg(long)]
+    pub si: bool,
+    /// Print exact byte counts instead of human sizes.
+    #[arg(long)]
+    pub bytes: bool,
+    /// No progress and no warnings on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Tables for people.
+    Table,
+    /// The full report as JSON (schema mlsize/v1).
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,513 @@
+//! Stage 6, report: [`LoadedImage`] + [`Merged`] → [`Report`], pure data that
+//! every renderer (table, JSON, markdown) reads.
+
+pub mod advice;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::category::Rules;
+use crate::history::{self, attribute};
+use crate::overlay::{Inode, Merged, Overlay};
+use crate::source::LoadedImage;
+
+/// JSON schema name, bumped only when a field changes name or meaning.
+pub const SCHEMA: &str = "mlsize/v1";
+
+/// Options that change what the report holds.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Number of largest files to list.
+    pub top: usize,
+    /// Smallest file size considered for duplicate groups.
+    pub dup_min_bytes: u64,
+    /// diff_ids of a base image, to label base layers.
+    pub base_diff_ids: Option<Vec<String>>,
+    /// Host name of the input.
+    pub source: String,
+}
+
+/// The whole analysis of one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: &'static str,
+    /// Image-wide totals.
+    pub image: ImageTotals,
+    /// One entry per layer, in order.
+    pub layers: Vec<LayerReport>,
+    /// The config's history, with the layer each entry created.
+    pub history: Vec<HistoryReport>,
+    /// Largest visible files.
+    pub top_files: Vec<TopFile>,
+    /// Per category, in rule order.
+    pub categories: Vec<CategoryReport>,
+    /// Groups of identical visible files at different paths.
+    pub duplicates: Vec<DuplicateGroup>,
+    /// CUDA libraries present in two or more directories.
+    pub cuda_duplicates: Vec<CudaFamily>,
+    /// Ranked fixes with their savings.
+    pub recommendations: Vec<advice::Recommendation>,
+    /// The image after every recommendation.
+    pub estimated: advice::Estimate,
+    /// Non-fatal oddities.
+    pub warnings: Vec<String>,
+}
+
+/// Image-wide figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageTotals {
+    /// Repository and tag, when the archive names the image.
+    pub name: Option<String>,
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    /// Archive format.
+    pub format: String,
+    /// The input, as given.
+    pub source: String,
+    /// Whether blob digests and diff_ids were verified (`--no-verify` clears it).
+    pub verified: bool,
+    /// Number of layers.
+    pub layer_count: usize,
+    /// Sum of the layer blobs as stored.
+    pub compressed_bytes: u64,
+    /// Sum of the uncompressed layer tar streams.
+    pub tar_bytes: u64,
+    /// Sum of regular-file sizes written by all layers.
+    pub content_bytes: u64,
+    /// Regular files in the final filesystem (hard-linked content once).
+    pub visible_bytes: u64,
+    /// Content not in the final filesystem.
+    pub wasted_bytes: u64,
+    /// Regular-file entries written.
+    pub files: u64,
+    /// Bytes freed by keeping one copy of each duplicate group.
+    pub duplicate_reclaimable_bytes: u64,
+    /// Bytes freed by keeping one copy of each CUDA library family.
+    pub cuda_duplicate_reclaimable_bytes: u64,
+    /// Bytes of layers shared with `--base`.
+    pub base_bytes: Option<u64>,
+}
+
+/// One layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    /// 0-based.
+    pub index: usize,
+    /// Blob digest (declared, or computed when the format has none).
+    pub digest: Option<String>,
+    /// The config's diff_id.
+    pub diff_id: Option<String>,
+    /// `none`, `gzip` or `zstd`.
+    pub compression: String,
+    /// The builder's record, verbatim.
+    pub created_by: Option<String>,
+    /// The instruction a person wrote, or `(no history)`.
+    pub instruction: String,
+    /// Blob bytes as stored.
+    pub compressed_bytes: u64,
+    /// Uncompressed tar stream bytes.
+    pub tar_bytes: u64,
+    /// Regular-file bytes the layer writes.
+    pub content_bytes: u64,
+    /// Part of `content_bytes` not in the final filesystem.
+    pub wasted_bytes: u64,
+    /// Regular-file entries.
+    pub files: u64,
+    /// Whether the layer belongs to the `--base` image.
+    pub base: bool,
+    /// Content bytes per category (categories with bytes only).
+    pub categories: BTreeMap<String, u64>,
+    /// The largest category other than `other`, when there is one.
+    pub top_category: Option<String>,
+}
+
+/// One history entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryReport {
+    /// The builder's record, verbatim.
+    pub created_by: String,
+    /// The instruction a person wrote.
+    pub instruction: String,
+    /// True when it created no layer.
+    pub empty_layer: bool,
+    /// The layer it created.
+    pub layer_index: Option<usize>,
+}
+
+/// A large visible file.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopFile {
+    /// Lowest visible path of the content.
+    pub path: String,
+    /// Size.
+    pub bytes: u64,
+    /// Layer that wrote it.
+    pub layer_index: usize,
+    /// Its category.
+    pub category: String,
+}
+
+/// Figures for one category.
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryReport {
+    /// Category name.
+    pub name: String,
+    /// Bytes written by all layers.
+    pub content_bytes: u64,
+    /// Bytes in the final filesystem.
+    pub visible_bytes: u64,
+    /// Bytes not in the final filesystem.
+    pub wasted_bytes: u64,
+    /// Regular-file entries written.
+    pub files: u64,
+}
+
+/// Identical visible files at different paths.
+#[derive(Debug, Clone, Serialize)]
+pub struct DuplicateGroup {
+    /// Size of each copy.
+    pub bytes_each: u64,
+    /// One path per copy, sorted.
+    pub paths: Vec<String>,
+    /// `bytes_each × (copies − 1)`.
+    pub reclaimable_bytes: u64,
+}
+
+/// One CUDA library family present in several directories.
+#[derive(Debug, Clone, Serialize)]
+pub struct CudaFamily {
+    /// Family key, e.g. `libcublasLt.so.12`.
+    pub library: String,
+    /// The copies, largest first.
+    pub copies: Vec<CudaCopy>,
+    /// Sum of all copies minus the largest.
+    pub reclaimable_bytes: u64,
+}
+
+/// One copy of a CUDA library.
+#[derive(Debug, Clone, Serialize)]
+pub struct CudaCopy {
+    /// Path of the copy.
+    pub path: String,
+    /// Size.
+    pub bytes: u64,
+    /// Layer that wrote it.
+    pub layer_index: usize,
+    /// Whether another copy of the family has the same content.
+    pub identical: bool,
+}
+
+/// The family key of a library file name: cut after the first number that
+/// follows `.so` (`libcublasLt.so.12.8.4.1` → `libcublasLt.so.12`).
+pub fn cuda_family(name: &str) -> Option<String> {
+    if !name.starts_with("lib") {
+        return None;
+    }
+    let i = name.find(".so")?;
+    let after = &name[i + 3..];
+    if after.is_empty() {
+        return Some(name.to_string());
+    }
+    let rest = after.strip_prefix('.')?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Some(name[..i + 3].to_string());
+    }
+    Some(name[..i + 4 + digits].to_string())
+}
+
+/// Everything the analysis derives from an image: the report and the merged
+/// inodes (kept for `diff`).
+#[derive(Debug)]
+pub struct Analysis {
+    /// The report.
+    pub report: Report,
+    /// Every regular-file entry with its fate.
+    pub inodes: Vec<Inode>,
+}
+
+/// Builds the report of a loaded image.
+pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analysis {
+    let LoadedImage {
+        meta,
+        scans,
+        verified,
+    } = image;
+    let n = scans.len();
+    let attribution = attribute(&meta.config.history, n);
+    let mut warnings: Vec<String> = meta.warnings.clone();
+    if let Some(w) = &attribution.warning {
+        warnings.push(w.clone());
+    }
+    let mut layers: Vec<LayerReport> = Vec::with_capacity(n);
+    let mut overlay = Overlay::new();
+    for (i, mut scan) in scans.into_iter().enumerate() {
+        for w in scan.warnings.drain(..) {
+            warnings.push(format!("layer {}/{n}: {w}", i + 1));
+        }
+        let desc = &meta.layers[i];
+        let created_by =
+            attribution.layer_history[i].map(|h| meta.config.history[h].created_by.clone());
+        let instruction = match &created_by {
+            Some(c) => history::instruction(c),
+            None => "(no history)".to_string(),
+        };
+        let base = opts
+            .base_diff_ids
+            .as_ref()
+            .is_some_and(|b| is_base_layer(b, &meta.config.rootfs.diff_ids, i));
+        layers.push(LayerReport {
+            index: i,
+            digest: desc.digest.clone().or(scan.blob_digest.clone()),
+            diff_id: desc.diff_id.clone(),
+            compression: scan.compression.name().to_string(),
+            created_by,
+            instruction,
+            compressed_bytes: scan.compressed_bytes,
+            tar_bytes: scan.tar_bytes,
+            content_bytes: 0,
+            wasted_bytes: 0,
+            files: 0,
+            base,
+            categories: BTreeMap::new(),
+            top_category: None,
+        });
+        overlay.apply_layer(i as u32, std::mem::take(&mut scan.entries));
+    }
+    let Merged {
+        inodes,
+        warnings: merge_warnings,
+    } = overlay.finish();
+    warnings.extend(merge_warnings);
+
+    let ncat = rules.rules().len();
+    let mut cats: Vec<CategoryReport> = rules
+        .names()
+        .map(|name| CategoryReport {
+            name: name.to_string(),
+            content_bytes: 0,
+            visible_bytes: 0,
+            wasted_bytes: 0,
+            files: 0,
+        })
+        .collect();
+    let mut layer_cats = vec![vec![0u64; ncat]; n];
+    let mut visible_bytes = 0;
+    for inode in &inodes {
+        let l = inode.layer as usize;
+        let c = usize::from(inode.category).min(ncat - 1);
+        layers[l].content_bytes += inode.bytes;
+        layers[l].files += 1;
+        layer_cats[l][c] += inode.bytes;
+        cats[c].content_bytes += inode.bytes;
+        cats[c].files += 1;
+        if inode.visible {
+            visible_bytes += inode.bytes;
+            cats[c].visible_bytes += inode.bytes;
+        } else {
+            layers[l].wasted_bytes += inode.bytes;
+            cats[c].wasted_bytes += inode.bytes;
+        }
+    }
+    for (l, per) in layers.iter_mut().zip(&layer_cats) {
+        for (c, &bytes) in per.iter().enumerate() {
+            if bytes > 0 {
+                l.categories.insert(rules.name(c as u8).to_string(), bytes);
+            }
+        }
+        l.top_category = per[..ncat - 1]
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b > 0)
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+            .map(|(c, _)| rules.name(c as u8).to_string());
+    }
+
+    let history = meta
+        .config
+        .history
+        .iter()
+        .enumerate()
+        .map(|(h, e)| HistoryReport {
+            created_by: e.created_by.clone(),
+            instruction: history::instruction(&e.created_by),
+            empty_layer: e.empty_layer,
+            layer_index: attribution.history_layer[h],
+        })
+        .collect();
+
+    let mut visible: Vec<&Inode> = inodes.iter().filter(|i| i.visible).collect();
+    visible.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then_with(|| a.shown_path().cmp(b.shown_path()))
+    });
+    let top_files = visible
+        .iter()
+        .take(opts.top)
+        .map(|i| TopFile {
+            path: i.shown_path().to_string(),
+            bytes: i.bytes,
+            layer_index: i.layer as usize,
+            category: rules.name(i.category).to_string(),
+        })
+        .collect();
+
+    let duplicates = find_duplicates(&visible, opts.dup_min_bytes);
+    let cuda_duplicates = find_cuda_duplicates(&visible, rules);
+
+    let content_bytes: u64 = layers.iter().map(|l| l.content_bytes).sum();
+    let wasted_bytes: u64 = layers.iter().map(|l| l.wasted_bytes).sum();
+    let base_bytes = opts
+        .base_diff_ids
+        .as_ref()
+        .map(|_| layers.iter().filter(|l| l.base).map(|l| l.tar_bytes).sum());
+    let totals = ImageTotals {
+        name: meta.name.clone(),
+        platform: meta.platform.clone(),
+        format: meta.format.clone(),
+        source: opts.source.clone(),
+        verified,
+        layer_count: n,
+        compressed_bytes: layers.iter().map(|l| l.compressed_bytes).sum(),
+        tar_bytes: layers.iter().map(|l| l.tar_bytes).sum(),
+        content_bytes,
+        visible_bytes,
+        wasted_bytes,
+        files: layers.iter().map(|l| l.files).sum(),
+        duplicate_reclaimable_bytes: duplicates.iter().map(|d| d.reclaimable_bytes).sum(),
+        cuda_duplicate_reclaimable_bytes: cuda_duplicates.iter().map(|d| d.reclaimable_bytes).sum(),
+        base_bytes,
+    };
+    let (recommendations, estimated) =
+        advice::recommend(&inodes, &layers, &cuda_duplicates, rules, &totals);
+    let report = Report {
+        schema: SCHEMA,
+        image: totals,
+        layers,
+        history,
+        top_files,
+        categories: cats,
+        duplicates,
+        cuda_duplicates,
+        recommendations,
+        estimated,
+        warnings,
+    };
+    Analysis { report, inodes }
+}
+
+/// A layer is a base layer when the image's diff_ids up to it are a prefix of the base's.
+fn is_base_layer(base: &[String], mine: &[String], i: usize) -> bool {
+    i < base.len() && i < mine.len() && base[..=i] == mine[..=i]
+}
+
+fn find_duplicates(visible: &[&Inode], min_bytes: u64) -> Vec<DuplicateGroup> {
+    let mut groups: HashMap<(u64, [u8; 16]), Vec<&Inode>> = HashMap::new();
+    for i in visible.iter().filter(|i| i.bytes >= min_bytes.max(1)) {
+        groups.entry((i.bytes, i.hash)).or_default().push(i);
+    }
+    let mut out: Vec<DuplicateGroup> = groups
+        .into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|((bytes, _), v)| {
+            let mut paths: Vec<String> = v.iter().map(|i| i.shown_path().to_string()).collect();
+            paths.sort();
+            DuplicateGroup {
+                bytes_each: bytes,
+                reclaimable_bytes: bytes * (paths.len() as u64 - 1),
+                paths,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.reclaimable_bytes
+            .cmp(&a.reclaimable_bytes)
+            .then_with(|| a.paths.cmp(&b.paths))
+    });
+    out
+}
+
+fn find_cuda_duplicates(visible: &[&Inode], rules: &Rules) -> Vec<CudaFamily> {
+    let lib_cats: Vec<u8> = ["cuda-libs", "cupti"]
+        .iter()
+        .filter_map(|c| rules.index_of(c))
+        .collect();
+    let mut fams: BTreeMap<String, Vec<&Inode>> = BTreeMap::new();
+    for i in visible {
+        if !lib_cats.contains(&i.category) {
+            continue;
+        }
+        let p = i.shown_path();
+        let name = p.rsplit('/').next().unwrap_or(p);
+        if !name.contains(".so") {
+            continue;
+        }
+        if let Some(f) = cuda_family(name) {
+            fams.entry(f).or_default().push(i);
+        }
+    }
+    let mut out = Vec::new();
+    for (library, mut copies) in fams {
+        let dirs: std::collections::BTreeSet<&str> = copies
+            .iter()
+            .map(|i| crate::layer::path::split_parent(i.shown_path()).0)
+            .collect();
+        if dirs.len() < 2 {
+            continue;
+        }
+        copies.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| a.shown_path().cmp(b.shown_path()))
+        });
+        let total: u64 = copies.iter().map(|c| c.bytes).sum();
+        let reclaimable = total - copies[0].bytes;
+        let list = copies
+            .iter()
+            .map(|c| CudaCopy {
+                path: c.shown_path().to_string(),
+                bytes: c.bytes,
+                layer_index: c.layer as usize,
+                identical: copies
+                    .iter()
+                    .any(|o| !std::ptr::eq(*o, *c) && o.hash == c.hash && o.bytes == c.bytes),
+            })
+            .collect();
+        out.push(CudaFamily {
+            library,
+            copies: list,
+            reclaimable_bytes: reclaimable,
+        });
+    }
+    out.sort_by(|a, b| {
+        b.reclaimable_bytes
+            .cmp(&a.reclaimable_bytes)
+            .then_with(|| a.library.cmp(&b.library))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuda_family_keys() {
+        let cases = [
+            ("libcublasLt.so.12.8.4.1", Some("libcublasLt.so.12")),
+            ("libcublasLt.so.12", Some("libcublasLt.so.12")),
+            ("libcudnn.so.9", Some("libcudnn.so.9")),
+            ("libnvrtc-builtins.so.12.4", Some("libnvrtc-builtins.so.12")),
+            ("libcudart.so", Some("libcudart.so")),
+            ("libcupti.so.2024.1.0", Some("libcupti.so.2024")),
+            ("cublas.h", None),
+            ("libfoo.sox", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(cuda_family(name).as_deref(), want, "{name}");
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! Stage 1, read: an image archive or layout on the host → [`LoadedImage`]
+//! (metadata plus one [`LayerScan`] per layer).
+//!
+//! Inputs are detected from content, never from file names:
+//! - a directory holding `index.json` is an OCI image layout;
+//! - a plain tar (docker-save, Docker 25+ OCI-in-tar, oci-archive) is indexed
+//!   header by header, then each layer blob is read at its offset by its own
+//!   worker ([`TarStore`]);
+//! - a gzip- or zstd-compressed tar, and `-` (standard input), are read in one
+//!   sequential pass: small JSON files are kept, every other blob is scanned
+//!   as it streams by, and the manifest (which may come last) picks the layers
+//!   afterwards ([`stream`]).
+//!
+//! All of them implement [`ImageSource`], the one interface the rest of mlsize
+//! uses, so a registry or daemon source can be added beside them.
+
+pub mod meta;
+mod stream;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::layer::{Compression, LayerScan, ScanOptions, scan_layer};
+use meta::{ImageMeta, MAX_DOC_BYTES, Selection, Store, short_digest};
+
+/// An image with every selected layer read once.
+#[derive(Debug)]
+pub struct LoadedImage {
+    /// Metadata of the selected image.
+    pub meta: ImageMeta,
+    /// One scan per layer, in layer order.
+    pub scans: Vec<LayerScan>,
+    /// Whether digests were verified.
+    pub verified: bool,
+}
+
+/// Options for loading an image.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Which image and platform.
+    pub selection: Selection,
+    /// How layers are scanned.
+    pub scan: ScanOptions,
+    /// Layers read at once.
+    pub threads: usize,
+}
+
+/// A place images come from. Archives and layouts on disk and standard input
+/// implement it; a registry or a daemon would too.
+pub trait ImageSource {
+    /// Reads metadata, then every layer of the selected image once.
+    fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage>;
+}
+
+/// Opens `input` (`-` for standard input) as an image source, detecting its format.
+pub fn open(input: &str) -> Result<Box<dyn ImageSource>> {
+    if input == "-" {
+        return Ok(Box::new(stream::StreamSource::new(
+            "-".to_string(),
+            Box::new(io::stdin()),
+        )));
+    }
+    let path = PathBuf::from(input);
+    let md = std::fs::metadata(&path).map_err(|e| Error::io(input, e))?;
+    if md.is_dir() {
+        if !path.join("index.json").is_file() {
+            return Err(Error::NotAnImage {
+                path: input.into(),
+                what: "the directory has no index.json (an OCI image layout has oci-layout, index.json and blobs/)".into(),
+            });
+        }
+        return Ok(Box::new(DirStore {
+            root: path,
+            origin: input.to_string(),
+        }));
+    }
+    let mut f = File::open(&path).map_err(|e| Error::io(input, e))?;
+    let mut head = [0u8; 512];
+    let n = read_up_to(&mut f, &mut head).map_err(|e| Error::io(input, e))?;
+    if n == 0 {
+        return Err(Error::NotAnImage {
+            path: input.into(),
+            what: "the file is empty".into(),
+        });
+    }
+    match Compression::sniff(&head[..n]) {
+        Ok(Compression::None) => {}
+        Ok(_) => {
+            f.seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io(input, e))?;
+            return Ok(Box::new(stream::StreamSource::new(
+                input.to_string(),
+                Box::new(f),
+            )));
+        }
+        Err(e) => {
+            return Err(Error::NotAnImage {
+                path: input.into(),
+                what: format!("{e} (decompress it first)"),
+            });
+        }
+    }
+    if n < 512 || !is_tar_header(&head) {
+        return Err(Error::NotAnImage {
+            path: input.into(),
+            what:
+                "it is neither a tar archive nor gzip/zstd (try 'docker save IMAGE -o image.tar')"
+                    .into(),
+        });
+    }
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(input, e))?;
+    Ok(Box::new(TarStore::index(input, f)?))
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A tar header block has a valid checksum (or is the all-zero end block).
+pub(crate) fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() < 512 {
+        return false;
+    }
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let field = &block[148..156];
+    let digits: String = field
+        .iter()
+        .take_while(|&&b| b != 0 && b != b' ')
+        .map(|&b| b as char)
+        .collect();
+    let Ok(want) = u32::from_str_radix(digits.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    sum == want
+}
+
+/// Checks each layer's scan against its descriptor and the config's diff_id.
+fn verify_layers(origin: &str, meta: &ImageMeta, scans: &[LayerScan], verify: bool) -> Result<()> {
+    let count = meta.layers.len();
+    for (i, (desc, scan)) in meta.layers.iter().zip(scans).enumerate() {
+        let label = layer_label(meta, i);
+        if let Some(size) = desc.size
+            && scan.compressed_bytes != size
+        {
+            let what = if scan.compressed_bytes < size {
+                format!(
+                    "blob truncated: read {} of {size} bytes",
+                    scan.compressed_bytes
+                )
+            } else {
+                format!(
+                    "blob is {} bytes but its descriptor says {size}",
+                    scan.compressed_bytes
+                )
+            };
+            return Err(Error::Layer {
+                path: origin.into(),
+                index: i + 1,
+                count,
+                digest: label,
+                what,
+            });
+        }
+        if !verify {
+            continue;
+        }
+        if let (Some(expected), Some(found)) = (&desc.digest, &scan.blob_digest)
+            && expected.starts_with("sha256:")
+            && expected != found
+        {
+            return Err(Error::DigestMismatch {
+                path: origin.into(),
+                what: format!("layer {}/{count} ({label}) blob", i + 1),
+                expected: expected.clone(),
+                found: found.clone(),
+            });
+        }
+        if let (Some(expected), Some(found)) = (&desc.diff_id, &scan.diff_id)
+            && expected != found
+        {
+            return Err(Error::DigestMismatch {
+                path: origin.into(),
+                what: format!("layer {}/{count} ({label}) diff_id", i + 1),
+                expected: expected.clone(),
+                found: found.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `sha256:0123456789ab` naming a layer in messages.
+pub fn layer_label(meta: &ImageMeta, i: usize) -> String {
+    let d = &meta.layers[i];
+    d.digest
+        .as_deref()
+        .or(d.diff_id.as_deref())
+        .map(short_digest)
+        .unwrap_or_else(|| d.blob.clone())
+}
+
+fn layer_error(origin: &str, meta: &ImageMeta, i: usize, what: String) -> Error {
+    Error::Layer {
+        path: origin.into(),
+        index: i + 1,
+        count: meta.layers.len(),
+        digest: layer_label(meta, i),
+        what,
+    }
+}
+
+/// Scans the selected layers of a seekable store, largest first, `threads` at a time.
+/// A blob used by several layers is read once.
+fn scan_seekable<F>(
+    origin: &str,
+    meta: &ImageMeta,
+    opts: &LoadOptions,
+    open_blob: F,
+) -> Result<Vec<LayerScan>>
+where
+    F: Fn(&str) -> io::Result<Box<dyn Read + Send>> + Sync,
+{
+    let mut unique: Vec<(usize, u64)> = Vec::new();
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
+    for (i, l) in meta.layers.iter().enumerate() {
+        if !first_of.contains_key(l.blob.as_str()) {
+            first_of.insert(&l.blob, i);
+            unique.push((i, l.size.unwrap_or(0)));
+        }
+    }
+    // Longest job first keeps the critical path short.
+    unique.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let results: Mutex<HashMap<usize, Result<LayerScan, String>>> = Mutex::new(HashMap::new());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start threads: {e}")))?;
+    pool.scope_fifo(|s| {
+        for &(i, _) in &unique {
+            let results = &results;
+            let open_blob = &open_blob;
+            s.spawn_fifo(move |_| {
+                let blob = &meta.layers[i].blob;
+                let r = match open_blob(blob) {
+                    Ok(reader) => scan_layer(reader, &opts.scan),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        Err(format!("blob '{blob}' is missing from the archive"))
+                    }
+                    Err(e) => Err(format!("cannot read blob '{blob}': {e}")),
+                };
+                if let Ok(mut m) = results.lock() {
+                    m.insert(i, r);
+                }
+            });
+        }
+    });
+    let mut results = results
+        .into_inner()
+        .map_err(|_| Error::Usage("a layer worker panicked".into()))?;
+    let mut scans = Vec::with_capacity(meta.layers.len());
+    for (i, l) in meta.layers.iter().enumerate() {
+        let first = first_of[l.blob.as_str()];
+        let scan = if first == i {
+            results.remove(&i)
+        } else {
+            // A repeated blob: reuse the first layer's scan.
+            scans.get(first).map(|s: &LayerScan| Ok(s.clone()))
+        };
+        match scan {
+            Some(Ok(s)) => scans.push(s),
+            Some(Err(what)) => return Err(layer_error(origin, meta, i, what)),
+            None => return Err(layer_error(origin, meta, i, "layer was not read".into())),
+        }
+    }
+    Ok(scans)
+}
+
+/// An OCI image layout directory.
+struct DirStore {
+    root: PathBuf,
+    origin: String,
+}
+
+impl DirStore {
+    fn host_path(&self, path: &str) -> Option<PathBuf> {
+        // Archive paths are normalised and relative; refuse anything else.
+        if path.is_empty()
+            || path.starts_with('/')
+            || path.split('/').any(|c| c == ".." || c.is_empty())
+        {
+            return None;
+        }
+        Some(self.root.join(path))
+    }
+}
+
+impl Store for DirStore {
+    fn read_doc(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(p) = self.host_path(path) else {
+            return Ok(None);
+        };
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => {
+                if m.len() > MAX_DOC_BYTES {
+                    return Err(Error::format(
+                        &self.origin,
+                        format!(
+                            "'{path}' is {} bytes, too large for a metadata file",
+                            m.len()
+                        ),
+                    ));
+                }
+                std::fs::read(&p)
+                    .map(Some)
+                    .map_err(|e| Error::io(p.display().to_string(), e))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(p.display().to_string(), e)),
+        }
+    }
+    fn size_of(&self, path: &str) -> Option<u64> {
+        let p = self.host_path(path)?;
+        std::fs::metadata(p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+    fn is_empty(&self) -> bool {
+        false
+    }
+    fn sample_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl ImageSource for DirStore {
+    fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage> {
+        let mut meta = meta::resolve(&*self, &opts.selection)?;
+        meta.format = "oci-layout".into();
+        let scans = scan_seekable(&self.origin, &meta, opts, |blob| {
+            let p = self
+                .host_path(blob)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "invalid blob path"))?;
+            Ok(Box::new(File::open(p)?) as Box<dyn Read + Send>)
+        })?;
+        verify_layers(&self.origin, &meta, &scans, opts.selection.verify)?;
+        Ok(LoadedImage {
+            meta,
+            scans,
+            verified: opts.selection.verify,
+        })
+    }
+}
+
+/// Where a member of an uncompressed tar is.
+#[derive(Debug, Clone)]
+enum Member {
+    File { offset: u64, size: u64 },
+    Link(String),
+}
+
+/// An uncompressed tar archive on disk, indexed by member name.
+struct TarStore {
+    path: PathBuf,
+    origin: String,
+    members: HashMap<String, Member>,
+    order: Vec<String>,
+}
+
+impl TarStore {
+    /// Reads only the headers of the archive (data is skipped by seeking).
+    fn index(origin: &str, f: File) -> Result<TarStore> {
+        let file_len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, f));
+        let mut members = HashMap::new();
+        let mut order = Vec::new();
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| Error::format(origin, format!("cannot read the tar archive: {e}")))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| Error::format(origin, format!("corrupt tar archive: {e}")))?;
+            let name = meta::normalize_member(&String::from_utf8_lossy(&entry.path_bytes()));
+            let kind = entry.header().entry_type();
+            let member = if kind.is_file() || kind == tar::EntryType::Continuous {
+                let offset = entry.raw_file_position();
+                let size = entry.size();
+                if offset.saturating_add(size) > file_len {
+                    // Let the layer reader report exactly how much is missing.
+                    Member::File { offset, size }
+                } else {
+                    Member::File { offset, size }
+                }
+            } else if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry.link_name_bytes().unwrap_or_default();
+                let target = String::from_utf8_lossy(&target).to_string();
+                let resolved = if kind.is_symlink() && !target.starts_with('/') {
+                    let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
+                    meta::normalize_member(&format!("{dir}/{target}"))
+                } else {
+                    meta::normalize_member(&target)
+                };
+                Member::Link(resolved)
+            } else {
+                continue;
+            };
+            order.push(name.clone());
+            members.insert(name, member);
+        }
+        Ok(TarStore {
+            path: PathBuf::new(),
+            origin: origin.to_string(),
+            members,
+            order,
+        }
+        .with_path(Path::new(origin)))
+    }
+
+    fn with_path(mut self, p: &Path) -> Self {
+        self.path = p.to_path_buf();
+        self
+    }
+
+    fn find(&self, name: &str) -> Option<(u64, u64)> {
+        let mut name = name.to_string();
+        for _ in 0..16 {
+            match self.members.get(&name)? {
+                Member::File { offset, size } => return Some((*offset, *size)),
+                Member::Link(t) => name = t.clone(),
+            }
+        }
+        None
+    }
+
+    fn open_member(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+        let (offset, size) = self
+            .find(name)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "missing"))?;
+        let mut f = File::open(&self.path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(f.take(size)))
+    }
+}
+
+impl Store for TarStore {
+    fn read_doc(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some((_, size)) = self.find(path) else {
+            return Ok(None);
+        };
+        if size > MAX_DOC_BYTES {
+            return Err(Error::format(
+                &self.origin,
+                format!("'{path}' is {size} bytes, too large for a metadata file"),
+            ));
+        }
+        let mut r = self
+            .open_member(path)
+            .map_err(|e| Error::io(&self.origin, e))?;
+        let mut buf = Vec::with_capacity(size as usize);
+        r.read_to_end(&mut buf)
+            .map_err(|e| Error::io(&self.origin, e))?;
+        if (buf.len() as u64) < size {
+            return Err(Error::format(
+                &self.origin,
+                format!(
+                    "archive truncated inside '{path}' ({} of {size} bytes)",
+                    buf.len()
+                ),
+            ));
+        }
+        Ok(Some(buf))
+    }
+    fn size_of(&self, path: &str) -> Option<u64> {
+        self.find(path).map(|(_, s)| s)
+    }
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+    fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+    fn sample_names(&self) -> Vec<String> {
+        self.order.iter().take(8).cloned().collect()
+    }
+}
+
+impl ImageSource for TarStore {
+    fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage> {
+        let mut meta = meta::resolve(&*self, &opts.selection)?;
+        if meta.format == "oci" {
+            meta.format = "oci-archive".into();
+        }
+        let scans = scan_seekable(&self.origin, &meta, opts, |blob| self.open_member(blob))?;
+        verify_layers(&self.origin, &meta, &scans, opts.selection.verify)?;
+        Ok(LoadedImage {
+            meta,
+            scans,
+            verified: opts.selection.verify,
+        })
+    }
+}

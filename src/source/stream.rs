@@ -1,0 +1,342 @@
+//! One sequential pass over an archive that cannot seek: standard input, or a
+//! tar compressed as a whole (`docker save app | gzip`).
+//!
+//! The manifest may come after the layers (docker-save writes it last), so the
+//! pass keeps every small JSON member and scans every other blob as it goes by,
+//! each in its own worker fed through a bounded channel; afterwards the
+//! metadata picks the layers from the scans. Blobs of other images or
+//! platforms in the same archive are scanned too: nothing can be skipped in a
+//! stream before the manifest is known.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, BufReader, Read};
+use std::thread::ScopedJoinHandle;
+
+use crossbeam_channel::{Receiver, bounded};
+
+use super::meta::{self, MAX_DOC_BYTES, Store};
+use super::{ImageSource, LoadOptions, LoadedImage, layer_error, verify_layers};
+use crate::error::{Error, Result};
+use crate::layer::{Compression, LayerScan, scan_layer};
+
+const CHUNK: usize = 64 * 1024;
+
+/// An archive read once from a stream.
+pub struct StreamSource {
+    origin: String,
+    reader: Box<dyn Read + Send>,
+}
+
+impl StreamSource {
+    /// Wraps a stream; `origin` names it in messages.
+    pub fn new(origin: String, reader: Box<dyn Read + Send>) -> StreamSource {
+        StreamSource { origin, reader }
+    }
+}
+
+/// What the pass keeps: JSON members, sizes, links and scans.
+struct StreamStore {
+    origin: String,
+    docs: HashMap<String, Vec<u8>>,
+    sizes: HashMap<String, u64>,
+    links: HashMap<String, String>,
+    order: Vec<String>,
+}
+
+impl StreamStore {
+    fn resolve_name(&self, name: &str) -> String {
+        let mut n = name.to_string();
+        for _ in 0..16 {
+            match self.links.get(&n) {
+                Some(t) => n = t.clone(),
+                None => break,
+            }
+        }
+        n
+    }
+}
+
+impl Store for StreamStore {
+    fn read_doc(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.docs.get(&self.resolve_name(path)).cloned())
+    }
+    fn size_of(&self, path: &str) -> Option<u64> {
+        self.sizes.get(&self.resolve_name(path)).copied()
+    }
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+    fn sample_names(&self) -> Vec<String> {
+        self.order.iter().take(8).cloned().collect()
+    }
+}
+
+/// Reads a blob from the chunks the pass sends.
+struct ChannelReader {
+    rx: Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn looks_like_json(head: &[u8]) -> bool {
+    head.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{' || b == b'[')
+}
+
+fn outer_error(origin: &str, e: io::Error, what: &str) -> Error {
+    let msg = if e.kind() == io::ErrorKind::UnexpectedEof {
+        format!("archive truncated {what}")
+    } else {
+        format!("cannot read the archive {what}: {e}")
+    };
+    Error::format(origin, msg)
+}
+
+impl ImageSource for StreamSource {
+    fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage> {
+        let origin = self.origin.clone();
+        let mut br = BufReader::with_capacity(CHUNK, self.reader);
+        let head = br.fill_buf().map_err(|e| Error::io(&origin, e))?;
+        if head.is_empty() {
+            return Err(Error::NotAnImage {
+                path: origin,
+                what: "the input is empty".into(),
+            });
+        }
+        let compression = Compression::sniff(head).map_err(|e| Error::NotAnImage {
+            path: origin.clone(),
+            what: e.to_string(),
+        })?;
+        let inner: Box<dyn Read + Send> = match compression {
+            Compression::None => Box::new(br),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
+            Compression::Zstd => {
+                let mut d = zstd::stream::read::Decoder::with_buffer(br)
+                    .map_err(|e| Error::io(&origin, e))?;
+                d.window_log_max(31).map_err(|e| Error::io(&origin, e))?;
+                Box::new(d)
+            }
+        };
+        let mut inner = BufReader::with_capacity(CHUNK, inner);
+        // Check the first block before trusting the stream to be a tar.
+        let first = inner
+            .fill_buf()
+            .map_err(|e| outer_error(&origin, e, "at its start"))?;
+        if first.len() >= 512 && !super::is_tar_header(&first[..512]) {
+            return Err(Error::NotAnImage {
+                path: origin,
+                what: "it is not a tar archive (try 'docker save IMAGE -o image.tar')".into(),
+            });
+        }
+        let (store, mut scans) = pass(&origin, inner, opts)?;
+        let mut meta = meta::resolve(&store, &opts.selection)?;
+        if meta.format == "oci" {
+            meta.format = "oci-archive".into();
+        }
+        if compression != Compression::None {
+            meta.format = format!("{}+{}", meta.format, compression.name());
+        }
+        let mut out = Vec::with_capacity(meta.layers.len());
+        for (i, l) in meta.layers.iter().enumerate() {
+            let key = store.resolve_name(&l.blob);
+            // A blob used twice is cloned; the last use takes it.
+            let used_later = meta.layers[i + 1..]
+                .iter()
+                .any(|m| store.resolve_name(&m.blob) == key);
+            let scan = if used_later {
+                scans.get(&key).cloned()
+            } else {
+                scans.remove(&key)
+            };
+            match scan {
+                Some(Ok(s)) => out.push(s),
+                Some(Err(what)) => return Err(layer_error(&origin, &meta, i, what)),
+                None if store.docs.contains_key(&key) => {
+                    return Err(layer_error(
+                        &origin,
+                        &meta,
+                        i,
+                        format!("blob '{}' is JSON, not a layer", l.blob),
+                    ));
+                }
+                None => {
+                    return Err(layer_error(
+                        &origin,
+                        &meta,
+                        i,
+                        format!("blob '{}' is missing from the archive", l.blob),
+                    ));
+                }
+            }
+        }
+        verify_layers(&origin, &meta, &out, opts.selection.verify)?;
+        Ok(LoadedImage {
+            meta,
+            scans: out,
+            verified: opts.selection.verify,
+        })
+    }
+}
+
+type ScanResults = HashMap<String, Result<LayerScan, String>>;
+
+/// The sequential pass: keeps JSON, scans blobs in workers, at most
+/// `threads` blobs in flight.
+fn pass<R: Read + Send>(
+    origin: &str,
+    reader: R,
+    opts: &LoadOptions,
+) -> Result<(StreamStore, ScanResults)> {
+    let mut store = StreamStore {
+        origin: origin.to_string(),
+        docs: HashMap::new(),
+        sizes: HashMap::new(),
+        links: HashMap::new(),
+        order: Vec::new(),
+    };
+    let mut results: ScanResults = HashMap::new();
+    let max_workers = opts.threads.max(1);
+    let mut archive = tar::Archive::new(reader);
+    std::thread::scope(|s| -> Result<()> {
+        let mut workers: VecDeque<(String, ScopedJoinHandle<'_, Result<LayerScan, String>>)> =
+            VecDeque::new();
+        let collect_one =
+            |workers: &mut VecDeque<(String, ScopedJoinHandle<'_, Result<LayerScan, String>>)>,
+             results: &mut ScanResults| {
+                if let Some((name, h)) = workers.pop_front() {
+                    let r = h
+                        .join()
+                        .unwrap_or_else(|_| Err("layer worker panicked".into()));
+                    results.insert(name, r);
+                }
+            };
+        let entries = archive
+            .entries()
+            .map_err(|e| outer_error(origin, e, "at its start"))?;
+        for entry in entries {
+            let mut entry =
+                entry.map_err(|e| outer_error(origin, e, "while reading its headers"))?;
+            let name = meta::normalize_member(&String::from_utf8_lossy(&entry.path_bytes()));
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = String::from_utf8_lossy(&entry.link_name_bytes().unwrap_or_default())
+                    .to_string();
+                let resolved = if kind.is_symlink() && !target.starts_with('/') {
+                    let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
+                    meta::normalize_member(&format!("{dir}/{target}"))
+                } else {
+                    meta::normalize_member(&target)
+                };
+                store.order.push(name.clone());
+                store.links.insert(name, resolved);
+                continue;
+            }
+            if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+                continue;
+            }
+            store.order.push(name.clone());
+            let size = entry.size();
+            store.sizes.insert(name.clone(), size);
+            let mut head = vec![0u8; size.min(512) as usize];
+            entry
+                .read_exact(&mut head)
+                .map_err(|e| outer_error(origin, e, &format!("inside '{name}'")))?;
+            if looks_like_json(&head) && size <= MAX_DOC_BYTES {
+                let mut doc = head;
+                entry
+                    .read_to_end(&mut doc)
+                    .map_err(|e| outer_error(origin, e, &format!("inside '{name}'")))?;
+                if (doc.len() as u64) < size {
+                    return Err(Error::format(
+                        origin,
+                        format!("archive truncated inside '{name}'"),
+                    ));
+                }
+                store.docs.insert(name, doc);
+                continue;
+            }
+            if size == 0 {
+                // Docker's `VERSION` files and other empties: not layers.
+                continue;
+            }
+            while workers.len() >= max_workers {
+                collect_one(&mut workers, &mut results);
+            }
+            let (tx, rx) = bounded::<Vec<u8>>(4);
+            let scan_opts = &opts.scan;
+            let handle = s.spawn(move || {
+                scan_layer(
+                    ChannelReader {
+                        rx,
+                        cur: Vec::new(),
+                        pos: 0,
+                    },
+                    scan_opts,
+                )
+            });
+            let mut sent = head.len() as u64;
+            let mut alive = tx.send(head).is_ok();
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let n = match entry.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        drop(tx);
+                        let _ = handle.join();
+                        return Err(outer_error(origin, e, &format!("inside '{name}'")));
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                sent += n as u64;
+                buf.truncate(n);
+                // A worker that stopped early has its error; keep consuming the entry.
+                if alive {
+                    alive = tx.send(buf).is_ok();
+                }
+            }
+            drop(tx);
+            if sent < size {
+                let _ = handle.join();
+                return Err(Error::format(
+                    origin,
+                    format!("archive truncated inside '{name}' ({sent} of {size} bytes)"),
+                ));
+            }
+            workers.push_back((name, handle));
+        }
+        while !workers.is_empty() {
+            collect_one(&mut workers, &mut results);
+        }
+        Ok(())
+    })?;
+    // Whole-archive compression: the rest of the stream must decode cleanly.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink())
+        .map_err(|e| outer_error(origin, e, "after its last member"))?;
+    Ok((store, results))
+}
