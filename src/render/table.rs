@@ -127,15 +127,18 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     writeln!(out, "{s}")?;
 
     writeln!(out, "\nLayers")?;
-    let mut t = new_table(&[
-        "#",
-        "instruction",
-        "compressed",
-        "size",
-        "wasted",
-        "files",
-        "biggest bloat",
-    ], o.width);
+    let mut t = new_table(
+        &[
+            "#",
+            "instruction",
+            "compressed",
+            "size",
+            "wasted",
+            "files",
+            "biggest bloat",
+        ],
+        o.width,
+    );
     let has_base = r.layers.iter().any(|l| l.base);
     for l in &r.layers {
         let mut label = truncate(&l.instruction, 60);
@@ -217,7 +220,10 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
 
     if !r.cuda_duplicates.is_empty() {
         writeln!(out, "\nCUDA libraries in more than one place")?;
-        let mut t = new_table(&["library", "reclaimable", "copies (layer, size, path)"], o.width);
+        let mut t = new_table(
+            &["library", "reclaimable", "copies (layer, size, path)"],
+            o.width,
+        );
         for f in r.cuda_duplicates.iter().take(o.top) {
             let copies = f
                 .copies

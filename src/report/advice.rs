@@ -320,7 +320,8 @@ pub fn recommend(
                 format!(
                     "deleting in a later layer does not shrink the image: delete them in the same RUN that writes them (layer {}), or build in a separate stage and COPY --from only what you need",
                     layer + 1
-                ),            )
+                ),
+            )
         };
         drafts.push(Draft {
             id: id.into(),

@@ -1,0 +1,238 @@
+//! Bad input: one-line errors naming the file and layer, exit code 2, no panic.
+
+mod support;
+
+use mlsize::layer::Compression;
+use mlsize::testutil::{ImageBuilder, tar_of};
+use support::*;
+
+fn small() -> ImageBuilder {
+    ImageBuilder::new()
+        .layer("ADD x /", |l| l.file("/a", 5000).file("/b", 3000))
+        .layer("RUN y", |l| l.file("/c", 4000))
+}
+
+/// The path of the first layer blob of an OCI layout.
+fn first_layer_blob(dir: &std::path::Path, img: &ImageBuilder) -> std::path::PathBuf {
+    let b = img.build();
+    dir.join("blobs/sha256").join(&b.layers[0].digest[7..])
+}
+
+#[test]
+fn tampered_blob_is_a_digest_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = small().compression(Compression::None);
+    let layout = dir.path().join("l");
+    img.oci_layout(&layout);
+    let blob = first_layer_blob(&layout, &img);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    // Flip a byte of file content, keeping the tar valid.
+    bytes[600] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+    let err = fails(&["analyze", layout.to_str().unwrap()]);
+    assert!(
+        err.contains("layer 1/2")
+            && err.contains("digest mismatch")
+            && err.contains("expected sha256:"),
+        "{err}"
+    );
+    // --no-verify is the only way past it.
+    let v = json(&["analyze", layout.to_str().unwrap(), "--no-verify"]);
+    assert_eq!(v["image"]["verified"], serde_json::Value::Bool(false));
+}
+
+#[test]
+fn tampered_docker_layer_fails_its_diff_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = small().compression(Compression::None);
+    let mut tar = img.docker_archive();
+    let b = img.build();
+    // Find the layer's bytes inside the outer tar and flip one.
+    let pos = tar
+        .windows(64)
+        .position(|w| w == &b.layers[0].tar[600..664])
+        .unwrap();
+    tar[pos] ^= 0xff;
+    let path = write(dir.path(), "d.tar", &tar);
+    let err = fails(&["analyze", &path]);
+    assert!(
+        err.contains("layer 1/2") && err.contains("diff_id digest mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_blob_names_the_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = small();
+    let layout = dir.path().join("l");
+    img.oci_layout(&layout);
+    std::fs::remove_file(first_layer_blob(&layout, &img)).unwrap();
+    let err = fails(&["analyze", layout.to_str().unwrap()]);
+    assert!(
+        err.contains("layer 1/2") && err.contains("missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncated_and_corrupt_layers() {
+    for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+        let dir = tempfile::tempdir().unwrap();
+        let img = small().compression(c);
+        let layout = dir.path().join("l");
+        img.oci_layout(&layout);
+        let blob = first_layer_blob(&layout, &img);
+        let bytes = std::fs::read(&blob).unwrap();
+        // Truncated.
+        std::fs::write(&blob, &bytes[..bytes.len() / 2]).unwrap();
+        let err = fails(&["analyze", layout.to_str().unwrap()]);
+        assert!(
+            err.contains("layer 1/2 (sha256:") && err.contains("truncated"),
+            "{}: {err}",
+            c.name()
+        );
+        let err = fails(&["analyze", layout.to_str().unwrap(), "--no-verify"]);
+        assert!(
+            err.contains("layer 1/2") && err.contains("truncated"),
+            "{} --no-verify: {err}",
+            c.name()
+        );
+        if c == Compression::None {
+            continue;
+        }
+        // Corrupt in the middle.
+        let mut bad = bytes.clone();
+        let mid = bad.len() / 2;
+        for b in &mut bad[mid..mid + 16] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&blob, &bad).unwrap();
+        let err = fails(&["analyze", layout.to_str().unwrap()]);
+        assert!(err.contains("layer 1/2"), "{}: {err}", c.name());
+        if c == Compression::Gzip {
+            // gzip's CRC catches it even unverified (zstd frames may carry no checksum).
+            let err = fails(&["analyze", layout.to_str().unwrap(), "--no-verify"]);
+            assert!(err.contains("layer 1/2") && err.contains("gzip"), "{err}");
+        }
+        // Trailing garbage after the compressed stream.
+        let mut trailing = bytes.clone();
+        trailing.extend_from_slice(b"garbage after the stream");
+        std::fs::write(&blob, &trailing).unwrap();
+        let err = fails(&["analyze", layout.to_str().unwrap(), "--no-verify"]);
+        assert!(err.contains("layer 1/2"), "{}: {err}", c.name());
+    }
+}
+
+#[test]
+fn truncated_outer_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = small().oci_archive();
+    let cut = write(dir.path(), "cut.tar", &tar[..tar.len() * 2 / 3]);
+    let err = fails(&["analyze", &cut]);
+    assert!(err.contains("cut.tar"), "{err}");
+    let gz = gzip(&small().docker_archive());
+    let cut = write(dir.path(), "cut.tar.gz", &gz[..gz.len() / 2]);
+    let err = fails(&["analyze", &cut]);
+    assert!(
+        err.contains("cut.tar.gz") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn inputs_that_are_not_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = tar_of(&[
+        ("etc/passwd".into(), b"root:x:0:0".to_vec()),
+        ("usr/bin/sh".into(), vec![1; 10]),
+    ]);
+    let p = write(dir.path(), "rootfs.tar", &rootfs);
+    let err = fails(&["analyze", &p]);
+    assert!(
+        err.contains("root filesystem") && err.contains("docker save"),
+        "{err}"
+    );
+    let p = write(dir.path(), "empty.tar", &[0u8; 1024]);
+    assert!(fails(&["analyze", &p]).contains("empty"));
+    let p = write(dir.path(), "zero", b"");
+    assert!(fails(&["analyze", &p]).contains("empty"));
+    let p = write(
+        dir.path(),
+        "text.txt",
+        &b"hello, this is not a tar file at all".repeat(40),
+    );
+    assert!(fails(&["analyze", &p]).contains("not an image archive"));
+    assert!(fails(&["analyze", "/nonexistent/image.tar"]).contains("/nonexistent/image.tar"));
+    let d = dir.path().join("emptydir");
+    std::fs::create_dir(&d).unwrap();
+    assert!(fails(&["analyze", d.to_str().unwrap()]).contains("index.json"));
+}
+
+#[test]
+fn broken_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_json = tar_of(&[("manifest.json".into(), b"[{\"Config\": ".to_vec())]);
+    let p = write(dir.path(), "badjson.tar", &bad_json);
+    let err = fails(&["analyze", &p]);
+    assert!(err.contains("invalid JSON in 'manifest.json'"), "{err}");
+    let missing_cfg = tar_of(&[(
+        "manifest.json".into(),
+        br#"[{"Config":"abc.json","RepoTags":["a:1"],"Layers":[]}]"#.to_vec(),
+    )]);
+    let p = write(dir.path(), "nocfg.tar", &missing_cfg);
+    assert!(fails(&["analyze", &p]).contains("config 'abc.json' is missing"));
+    // diff_ids count differs from the layers.
+    let cfg =
+        br#"{"os":"linux","architecture":"amd64","rootfs":{"diff_ids":["sha256:00"]}}"#.to_vec();
+    let two = tar_of(&[
+        ("c.json".into(), cfg),
+        (
+            "manifest.json".into(),
+            br#"[{"Config":"c.json","Layers":[]}]"#.to_vec(),
+        ),
+    ]);
+    let p = write(dir.path(), "count.tar", &two);
+    assert!(fails(&["analyze", &p]).contains("1 diff_ids but the manifest has 0 layers"));
+    // A hostile digest never names a file outside the layout.
+    let layout = dir.path().join("hostile");
+    std::fs::create_dir_all(&layout).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        br#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../../../etc/passwd","size":1}]}"#,
+    )
+    .unwrap();
+    assert!(fails(&["analyze", layout.to_str().unwrap()]).contains("invalid digest"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = mlsize().args(["analyze"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = mlsize()
+        .args(["analyze", "x.tar", "--platform", "linux"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = mlsize()
+        .args(["analyze", "x.tar", "-j", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = mlsize().args(["--version"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn max_uncompressed_stops_a_bomb() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = ImageBuilder::new().layer("RUN big", |l| l.file_bytes("/zeros", &vec![0u8; 4 << 20]));
+    let p = write(dir.path(), "bomb.tar", &img.oci_archive());
+    let err = fails(&["analyze", &p, "--max-uncompressed", "1MiB"]);
+    assert!(
+        err.contains("layer 1/1") && err.contains("--max-uncompressed"),
+        "{err}"
+    );
+    let v = json(&["analyze", &p, "--max-uncompressed", "8MiB"]);
+    assert_eq!(u(&v, "/image/visible_bytes"), 4 << 20);
+}

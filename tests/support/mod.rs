@@ -1,0 +1,122 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use mlsize::layer::Compression;
+use mlsize::testutil::ImageBuilder;
+use serde_json::Value;
+
+/// The `mlsize` binary.
+pub fn mlsize() -> Command {
+    let mut c = Command::cargo_bin("mlsize").unwrap();
+    c.env_remove("GITHUB_STEP_SUMMARY");
+    c
+}
+
+/// Runs mlsize with `args` plus `--format json`, expects success, parses stdout.
+pub fn json(args: &[&str]) -> Value {
+    let out = mlsize()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mlsize {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs mlsize expecting exit code 2 and returns its stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = mlsize().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "mlsize {args:?}: stderr {err}");
+    assert!(
+        out.stdout.is_empty(),
+        "no partial report on failure: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one-line error: {err}");
+    err
+}
+
+/// Writes bytes to a file in `dir` and returns its path as a string.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p: PathBuf = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// Gzip of bytes (a whole-archive compression).
+pub fn gzip(b: &[u8]) -> Vec<u8> {
+    mlsize::testutil::compress(b, Compression::Gzip)
+}
+
+/// Zstd of bytes.
+pub fn zstd(b: &[u8]) -> Vec<u8> {
+    mlsize::testutil::compress(b, Compression::Zstd)
+}
+
+/// `u64` at a JSON pointer.
+pub fn u(v: &Value, ptr: &str) -> u64 {
+    v.pointer(ptr)
+        .unwrap_or_else(|| panic!("missing {ptr}"))
+        .as_u64()
+        .unwrap_or_else(|| panic!("{ptr} is not an integer"))
+}
+
+/// The image every format test reads: whiteouts, an opaque directory, hard
+/// links, a symlink, a FIFO, a PAX long name, a non-UTF-8 name, a file
+/// replaced by a directory, the same path twice in one layer, a duplicate.
+pub fn kitchen_sink() -> ImageBuilder {
+    let long = format!(
+        "/usr/share/{}/file.txt",
+        "very-long-directory-name".repeat(5)
+    );
+    ImageBuilder::new()
+        .name("mlsize/sink:1.0")
+        .layer("/bin/sh -c #(nop) ADD file:abc in / ", |l| {
+            l.dir("/usr/bin")
+                .file("/usr/bin/python3.11", 1000)
+                .hardlink("/usr/bin/python3", "/usr/bin/python3.11")
+                .symlink("/usr/bin/python", "python3")
+                .file("/etc/hosts", 100)
+                .file("/opt/old/a.bin", 300)
+                .file("/opt/old/b.bin", 200)
+                .file("/data", 50)
+                .fifo("/dev/fifo")
+                .file_pax(&long, 77)
+                .file_raw_name(b"etc/caf\xe9", 10)
+        })
+        .empty("/bin/sh -c #(nop)  ENV A=b")
+        .layer("|1 X=1 /bin/sh -c pip install torch", |l| {
+            l.file("/root/.cache/pip/http/x.body", 4000)
+                .file("/root/.cache/pip/wheels/t.whl", 6000)
+                .file_seeded("/usr/lib/torch/libtorch.so", 70_000, 7)
+                .file("/etc/hosts", 120)
+                .file("/tmp/dup", 2000)
+                .file("/tmp/dup", 2100)
+        })
+        .layer(
+            "RUN /bin/sh -c rm -rf /root/.cache /opt/old /data # buildkit",
+            |l| {
+                l.whiteout("/root/.cache")
+                    .dir("/opt/old")
+                    .opaque("/opt/old")
+                    .file("/opt/old/c.bin", 30)
+                    .dir("/data")
+                    .file("/data/inner", 40)
+                    .whiteout("/usr/bin/python3.11")
+                    .whiteout("/nonexistent")
+            },
+        )
+        .layer("COPY app /app # buildkit", |l| {
+            l.file_seeded("/app/model.bin", 70_000, 7)
+                .file("/app/main.py", 15)
+        })
+}
