@@ -56,6 +56,7 @@ pub fn sha256(d: &[u8]) -> String {
 #[derive(Debug, Clone)]
 enum Op {
     File { path: Vec<u8>, data: Vec<u8> },
+    Seeded { path: Vec<u8>, len: usize, seed: u64 },
     Dir(Vec<u8>),
     Symlink(Vec<u8>, Vec<u8>),
     HardLink(Vec<u8>, Vec<u8>),
@@ -77,14 +78,17 @@ fn rel(p: &str) -> Vec<u8> {
 impl LayerBuilder {
     /// A regular file of `len` bytes whose content is derived from its path.
     pub fn file(self, path: &str, len: usize) -> Self {
-        let data = seeded_bytes(seed_of(path.as_bytes()), len);
-        self.file_bytes(path, &data)
+        self.file_seeded(path, len, seed_of(path.as_bytes()))
     }
     /// A regular file whose content is derived from `seed`: the same seed and
     /// length at two paths makes identical files.
-    pub fn file_seeded(self, path: &str, len: usize, seed: u64) -> Self {
-        let data = seeded_bytes(seed, len);
-        self.file_bytes(path, &data)
+    pub fn file_seeded(mut self, path: &str, len: usize, seed: u64) -> Self {
+        self.ops.push(Op::Seeded {
+            path: rel(path),
+            len,
+            seed,
+        });
+        self
     }
     /// A regular file with the given content.
     pub fn file_bytes(mut self, path: &str, data: &[u8]) -> Self {
@@ -154,6 +158,12 @@ impl LayerBuilder {
 
     /// The layer as an uncompressed tar stream.
     pub fn tar(&self) -> Vec<u8> {
+        self.tar_with(false)
+    }
+
+    /// The layer as a tar stream; `compressible` makes seeded files repeat a
+    /// 4 KiB block, so examples compress to a few kilobytes.
+    pub fn tar_with(&self, compressible: bool) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         b.mode(tar::HeaderMode::Deterministic);
         for op in &self.ops {
@@ -161,6 +171,15 @@ impl LayerBuilder {
                 Op::File { path, data } => {
                     let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
                     append_named(&mut b, &mut h, path, data);
+                }
+                Op::Seeded { path, len, seed } => {
+                    let data = if compressible {
+                        seeded_bytes(*seed, 4096).into_iter().cycle().take(*len).collect()
+                    } else {
+                        seeded_bytes(*seed, *len)
+                    };
+                    let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+                    append_named(&mut b, &mut h, path, &data);
                 }
                 Op::PaxFile { path, data } => {
                     b.append_pax_extensions([("path", path.as_slice())])
@@ -250,6 +269,7 @@ pub struct ImageBuilder {
     arch: String,
     variant: Option<String>,
     history: bool,
+    compressible: bool,
 }
 
 impl Default for ImageBuilder {
@@ -294,6 +314,7 @@ impl ImageBuilder {
             arch: "amd64".into(),
             variant: None,
             history: true,
+            compressible: false,
         }
     }
     /// Adds a layer created by `created_by`.
@@ -329,6 +350,11 @@ impl ImageBuilder {
         self.variant = variant.map(str::to_string);
         self
     }
+    /// Seeded files repeat a 4 KiB block (small archives for examples).
+    pub fn compressible(mut self) -> Self {
+        self.compressible = true;
+        self
+    }
     /// Leaves `history` out of the config.
     pub fn without_history(mut self) -> Self {
         self.history = false;
@@ -342,7 +368,7 @@ impl ImageBuilder {
         for s in &self.steps {
             match &s.layer {
                 Some(l) => {
-                    let tar = l.tar();
+                    let tar = l.tar_with(self.compressible);
                     let blob = compress(&tar, self.compression);
                     layers.push(BuiltLayer {
                         digest: sha256(&blob),
@@ -531,3 +557,65 @@ pub fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) {
         std::fs::write(path, d).unwrap();
     }
 }
+
+// ---- Sample images shared by tests, benches and the README example ----
+
+/// Where the CUDA toolkit keeps its libraries.
+pub const LIB: &str = "/usr/local/cuda-12.4/targets/x86_64-linux/lib";
+/// PyTorch's site-packages.
+pub const SP: &str = "/usr/local/lib/python3.11/site-packages";
+
+/// The base layer both samples share.
+fn ml_base(b: ImageBuilder, scale: usize) -> ImageBuilder {
+    b.layer("/bin/sh -c #(nop) ADD file:0a1b2c in / ", |l| {
+        l.file("/usr/bin/python3", 20_000 * scale)
+            .file("/usr/share/doc/libc6/copyright", 3_000 * scale)
+            .file("/usr/include/stdio.h", 1_000 * scale)
+    })
+}
+
+/// A naive ML image, sizes multiplied by `scale`:
+/// `nvidia/cuda:12.4-devel` + apt + `pip install torch` with its cache, cache deleted later.
+pub fn naive_ml(scale: usize) -> ImageBuilder {
+    ml_base(ImageBuilder::new().name("ml/naive:1"), scale)
+        .layer("/bin/sh -c apt-get update && apt-get install -y python3-pip", |l| {
+            l.file("/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages", 50_000 * scale)
+                .file("/usr/lib/python3/dist-packages/pip/__init__.py", 8_000 * scale)
+        })
+        .empty("/bin/sh -c #(nop)  ENV CUDA_VERSION=12.4.1")
+        .layer("/bin/sh -c #(nop) COPY dir:cuda in /usr/local/cuda-12.4 ", |l| {
+            l.file_seeded(&format!("{LIB}/libcublasLt.so.12.4.5.8"), 300_000 * scale, 100)
+                .file_seeded(&format!("{LIB}/libcudart.so.12.4.127"), 100_000 * scale, 101)
+                .file_seeded("/usr/local/cuda-12.4/extras/CUPTI/lib64/libcupti.so.2024.1.0", 80_000 * scale, 102)
+                .file("/usr/local/cuda-12.4/targets/x86_64-linux/include/cublas_v2.h", 5_000 * scale)
+                .file(&format!("{LIB}/libcublas_static.a"), 150_000 * scale)
+                .file("/usr/local/cuda-12.4/bin/nvcc", 60_000 * scale)
+                .file("/opt/nvidia/nsight-compute/2024.1.0/ncu", 90_000 * scale)
+        })
+        .layer("RUN /bin/sh -c pip install torch # buildkit", |l| {
+            l.file("/root/.cache/pip/http-v2/a/b/c/body", 400_000 * scale)
+                .file_seeded(&format!("{SP}/nvidia/cublas/lib/libcublasLt.so.12"), 300_000 * scale, 100)
+                .file_seeded(&format!("{SP}/nvidia/cuda_runtime/lib/libcudart.so.12"), 90_000 * scale, 200)
+                .file_seeded(&format!("{SP}/nvidia/cuda_cupti/lib/libcupti.so.12"), 80_000 * scale, 102)
+                .file(&format!("{SP}/torch/lib/libtorch_cuda.so"), 500_000 * scale)
+                .file(&format!("{SP}/torch/__pycache__/functional.cpython-311.pyc"), 2_000 * scale)
+        })
+        .layer("RUN /bin/sh -c rm -rf /root/.cache/pip # buildkit", |l| {
+            l.whiteout("/root/.cache/pip")
+        })
+        .layer("COPY app /app # buildkit", |l| l.file("/app/main.py", 1_000 * scale))
+}
+
+/// Its optimised twin (sizes times `scale`): the same app built well: slim base, `--no-cache-dir`, no CUDA toolkit.
+pub fn optimized_ml(scale: usize) -> ImageBuilder {
+    ml_base(ImageBuilder::new().name("ml/optimized:1"), scale)
+        .layer("RUN /bin/sh -c pip install --no-cache-dir torch # buildkit", |l| {
+            l.file_seeded(&format!("{SP}/nvidia/cublas/lib/libcublasLt.so.12"), 300_000 * scale, 100)
+                .file_seeded(&format!("{SP}/nvidia/cuda_runtime/lib/libcudart.so.12"), 90_000 * scale, 200)
+                .file_seeded(&format!("{SP}/nvidia/cuda_cupti/lib/libcupti.so.12"), 80_000 * scale, 102)
+                .file(&format!("{SP}/torch/lib/libtorch_cuda.so"), 500_000 * scale)
+                .file(&format!("{SP}/torch/__pycache__/functional.cpython-311.pyc"), 2_000 * scale)
+        })
+        .layer("COPY app /app # buildkit", |l| l.file("/app/main.py", 1_000 * scale))
+}
+

@@ -51,7 +51,12 @@ fn percent(part: u64, whole: u64) -> String {
 /// Writes the analysis report as tables.
 pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let im = &r.image;
-    let name = im.name.clone().unwrap_or_else(|| im.source.clone());
+    // OCI layouts often name an image by its tag alone (`ref.name`).
+    let name = match &im.name {
+        Some(n) if n.contains('/') || n.contains(':') => n.clone(),
+        Some(n) => format!("{} (ref {n})", im.source),
+        None => im.source.clone(),
+    };
     let verified = if im.verified {
         "digests verified"
     } else {
@@ -163,26 +168,6 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     right(&mut t, &[0, 2, 3, 4, 5]);
     writeln!(out, "{t}")?;
 
-    let cats: Vec<_> = r
-        .categories
-        .iter()
-        .filter(|c| c.content_bytes > 0)
-        .collect();
-    if !cats.is_empty() {
-        writeln!(out, "\nCategories")?;
-        let mut t = new_table(&["category", "visible", "wasted", "files"], o.width);
-        for c in cats {
-            t.add_row(vec![
-                Cell::new(&c.name),
-                Cell::new(o.bytes(c.visible_bytes)),
-                Cell::new(o.bytes(c.wasted_bytes)),
-                Cell::new(c.files),
-            ]);
-        }
-        right(&mut t, &[1, 2, 3]);
-        writeln!(out, "{t}")?;
-    }
-
     if !r.recommendations.is_empty() {
         writeln!(out, "\nRecommendations")?;
         let mut t = new_table(&["saves", "layer", "what and how"], o.width);
@@ -230,11 +215,11 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
                 .iter()
                 .map(|c| {
                     format!(
-                        "{} {} {}{}",
+                        "L{} {}{}  {}",
                         c.layer_index + 1,
                         o.bytes(c.bytes),
-                        c.path,
-                        if c.identical { " (identical)" } else { "" }
+                        if c.identical { " identical" } else { "" },
+                        c.path
                     )
                 })
                 .collect::<Vec<_>>()
@@ -246,6 +231,26 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
             ]);
         }
         right(&mut t, &[1]);
+        writeln!(out, "{t}")?;
+    }
+
+    let cats: Vec<_> = r
+        .categories
+        .iter()
+        .filter(|c| c.content_bytes > 0)
+        .collect();
+    if !cats.is_empty() {
+        writeln!(out, "\nCategories")?;
+        let mut t = new_table(&["category", "visible", "wasted", "files"], o.width);
+        for c in cats {
+            t.add_row(vec![
+                Cell::new(&c.name),
+                Cell::new(o.bytes(c.visible_bytes)),
+                Cell::new(o.bytes(c.wasted_bytes)),
+                Cell::new(c.files),
+            ]);
+        }
+        right(&mut t, &[1, 2, 3]);
         writeln!(out, "{t}")?;
     }
 

@@ -146,9 +146,15 @@ pub fn recommend(
             let Some((title, fix)) = cache_fix(cat, uv) else {
                 continue;
             };
+            let deleted = targets.iter().all(|&i| !inodes[i].visible);
+            let title = if deleted {
+                format!("{title} (deleted by a later layer, but still shipped in this one)")
+            } else {
+                title.to_string()
+            };
             drafts.push(Draft {
                 id: if uv { "uv-cache".into() } else { cat.into() },
-                title: title.into(),
+                title,
                 layer: Some(layer),
                 fix: fix.into(),
                 targets,
@@ -165,14 +171,26 @@ pub fn recommend(
             .map(|(i, n)| (n.shown_path(), i))
             .collect();
         let mut targets = Vec::new();
+        // The fix is to change the base image, so name the layer that brings
+        // the toolkit copies (`/usr/local/cuda*`) when there is one.
         let mut per_layer: BTreeMap<usize, u64> = BTreeMap::new();
+        let mut toolkit_layers: BTreeMap<usize, u64> = BTreeMap::new();
         for fam in cuda {
-            for c in fam.copies.iter().skip(1) {
+            for (k, c) in fam.copies.iter().enumerate() {
+                if c.path.starts_with("/usr/local/cuda") {
+                    *toolkit_layers.entry(c.layer_index).or_default() += c.bytes;
+                }
+                if k == 0 {
+                    continue;
+                }
                 if let Some(&i) = by_path.get(c.path.as_str()) {
                     targets.push(i);
                     *per_layer.entry(c.layer_index).or_default() += c.bytes;
                 }
             }
+        }
+        if !toolkit_layers.is_empty() {
+            per_layer = toolkit_layers;
         }
         let layer = per_layer
             .iter()
