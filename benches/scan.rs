@@ -1,2 +1,64 @@
-//! placeholder
-fn main() {}
+//! Layer scanning throughput (criterion): one layer of many small files, and
+//! layers of large files, each stored plain, gzip and zstd. Throughput is
+//! reported in bytes of uncompressed tar per second.
+//!
+//! `cargo bench --bench scan`. The end-to-end comparison with dive, diving
+//! and the decompression floor is `benches/gen-image.py` plus the README.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mlsize::category::Rules;
+use mlsize::layer::{Compression, ScanOptions, scan_layer};
+use mlsize::testutil::{LayerBuilder, compress};
+
+fn small_files(n: usize) -> Vec<u8> {
+    let mut l = LayerBuilder::default();
+    for i in 0..n {
+        l = l.file(
+            &format!("/usr/lib/python3.11/site-packages/pkg{}/mod{i}.py", i % 500),
+            512 + i % 2048,
+        );
+    }
+    l.tar()
+}
+
+fn large_files() -> Vec<u8> {
+    let mut l = LayerBuilder::default();
+    for i in 0..4 {
+        l = l.file(&format!("/usr/local/cuda/lib64/libbig{i}.so"), 5 << 20);
+    }
+    l.tar()
+}
+
+fn bench(c: &mut Criterion) {
+    let rules = Arc::new(Rules::builtin());
+    for (name, tar) in [
+        ("100k-small-files", small_files(100_000)),
+        ("large-files", large_files()),
+    ] {
+        let mut g = c.benchmark_group(name);
+        g.sample_size(10);
+        g.throughput(Throughput::Bytes(tar.len() as u64));
+        for comp in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let blob = compress(&tar, comp);
+            for verify in [true, false] {
+                let opts = ScanOptions {
+                    verify,
+                    rules: rules.clone(),
+                    max_uncompressed_bytes: None,
+                    progress: None,
+                };
+                let id = format!("{}{}", comp.name(), if verify { "" } else { "-no-verify" });
+                g.bench_function(id, |b| {
+                    b.iter(|| scan_layer(Cursor::new(&blob), &opts).map(|s| s.entries.len()))
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         .and_then(|()| std::fs::write(&naive, naive_ml(100).compressible().oci_archive()))
         .and_then(|()| std::fs::write(&optimized, optimized_ml(100).compressible().oci_archive()))
     {
-        eprintln!("demo: cannot write the example images in {}: {e}", dir.display());
+        eprintln!(
+            "demo: cannot write the example images in {}: {e}",
+            dir.display()
+        );
         return ExitCode::from(2);
     }
     eprintln!(
@@ -28,7 +31,11 @@ fn main() -> ExitCode {
         optimized.display(),
         naive.display()
     );
-    let mut args = vec!["mlsize".to_string(), "analyze".into(), naive.display().to_string()];
+    let mut args = vec![
+        "mlsize".to_string(),
+        "analyze".into(),
+        naive.display().to_string(),
+    ];
     args.extend(std::env::args().skip(1));
     match mlsize::app::run(mlsize::cli::Cli::parse_from(args)) {
         Ok(code) => code,

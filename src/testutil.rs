@@ -55,13 +55,23 @@ pub fn sha256(d: &[u8]) -> String {
 
 #[derive(Debug, Clone)]
 enum Op {
-    File { path: Vec<u8>, data: Vec<u8> },
-    Seeded { path: Vec<u8>, len: usize, seed: u64 },
+    File {
+        path: Vec<u8>,
+        data: Vec<u8>,
+    },
+    Seeded {
+        path: Vec<u8>,
+        len: usize,
+        seed: u64,
+    },
     Dir(Vec<u8>),
     Symlink(Vec<u8>, Vec<u8>),
     HardLink(Vec<u8>, Vec<u8>),
     Fifo(Vec<u8>),
-    PaxFile { path: Vec<u8>, data: Vec<u8> },
+    PaxFile {
+        path: Vec<u8>,
+        data: Vec<u8>,
+    },
     Raw(Vec<u8>),
 }
 
@@ -174,7 +184,11 @@ impl LayerBuilder {
                 }
                 Op::Seeded { path, len, seed } => {
                     let data = if compressible {
-                        seeded_bytes(*seed, 4096).into_iter().cycle().take(*len).collect()
+                        seeded_bytes(*seed, 4096)
+                            .into_iter()
+                            .cycle()
+                            .take(*len)
+                            .collect()
                     } else {
                         seeded_bytes(*seed, *len)
                     };
@@ -609,13 +623,32 @@ pub fn naive_ml(scale: usize) -> ImageBuilder {
 /// Its optimised twin (sizes times `scale`): the same app built well: slim base, `--no-cache-dir`, no CUDA toolkit.
 pub fn optimized_ml(scale: usize) -> ImageBuilder {
     ml_base(ImageBuilder::new().name("ml/optimized:1"), scale)
-        .layer("RUN /bin/sh -c pip install --no-cache-dir torch # buildkit", |l| {
-            l.file_seeded(&format!("{SP}/nvidia/cublas/lib/libcublasLt.so.12"), 300_000 * scale, 100)
-                .file_seeded(&format!("{SP}/nvidia/cuda_runtime/lib/libcudart.so.12"), 90_000 * scale, 200)
-                .file_seeded(&format!("{SP}/nvidia/cuda_cupti/lib/libcupti.so.12"), 80_000 * scale, 102)
+        .layer(
+            "RUN /bin/sh -c pip install --no-cache-dir torch # buildkit",
+            |l| {
+                l.file_seeded(
+                    &format!("{SP}/nvidia/cublas/lib/libcublasLt.so.12"),
+                    300_000 * scale,
+                    100,
+                )
+                .file_seeded(
+                    &format!("{SP}/nvidia/cuda_runtime/lib/libcudart.so.12"),
+                    90_000 * scale,
+                    200,
+                )
+                .file_seeded(
+                    &format!("{SP}/nvidia/cuda_cupti/lib/libcupti.so.12"),
+                    80_000 * scale,
+                    102,
+                )
                 .file(&format!("{SP}/torch/lib/libtorch_cuda.so"), 500_000 * scale)
-                .file(&format!("{SP}/torch/__pycache__/functional.cpython-311.pyc"), 2_000 * scale)
+                .file(
+                    &format!("{SP}/torch/__pycache__/functional.cpython-311.pyc"),
+                    2_000 * scale,
+                )
+            },
+        )
+        .layer("COPY app /app # buildkit", |l| {
+            l.file("/app/main.py", 1_000 * scale)
         })
-        .layer("COPY app /app # buildkit", |l| l.file("/app/main.py", 1_000 * scale))
 }
-

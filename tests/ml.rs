@@ -61,7 +61,10 @@ fn naive_image_every_figure() {
     .map(|(n, a, b, c, d)| (n.to_string(), *a, *b, *c, *d))
     .collect();
     assert_eq!(categories(&v), want, "categories in rule order");
-    assert_eq!(v["layers"][3]["categories"], json!({"pip-cache": 400_000, "cuda-libs": 390_000, "cupti": 80_000, "other": 500_000, "python-bytecode": 2_000}));
+    assert_eq!(
+        v["layers"][3]["categories"],
+        json!({"pip-cache": 400_000, "cuda-libs": 390_000, "cupti": 80_000, "other": 500_000, "python-bytecode": 2_000})
+    );
     assert_eq!(v["layers"][3]["top_category"], "pip-cache");
     assert_eq!(v["layers"][2]["top_category"], "cuda-libs");
 
@@ -92,7 +95,13 @@ fn naive_image_every_figure() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["id"].as_str().unwrap().to_string(), r["layer_index"].as_u64(), u(r, "/savings_bytes")))
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["layer_index"].as_u64(),
+                u(r, "/savings_bytes"),
+            )
+        })
         .collect();
     let want: Vec<(String, Option<u64>, u64)> = [
         ("pip-cache", Some(3), 400_000),
@@ -111,7 +120,12 @@ fn naive_image_every_figure() {
     let pip = &v["recommendations"][0];
     assert_eq!(pip["instruction"], "RUN pip install torch");
     assert!(pip["fix"].as_str().unwrap().contains("--no-cache-dir"));
-    assert!(v["recommendations"][4]["fix"].as_str().unwrap().contains("PyTorch links libcupti"));
+    assert!(
+        v["recommendations"][4]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("PyTorch links libcupti")
+    );
 
     let e = &v["estimated"];
     assert_eq!(u(e, "/content_bytes_before"), 2_240_000);
@@ -144,7 +158,12 @@ fn optimized_twin_has_nothing_left_but_a_header() {
     assert_eq!(u(&v, "/image/wasted_bytes"), 0);
     assert_eq!(v["duplicates"], json!([]));
     assert_eq!(v["cuda_duplicates"], json!([]));
-    let ids: Vec<&str> = v["recommendations"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["headers"], "torch's libcupti.so.12 is kept");
     assert_eq!(u(&v, "/estimated/savings_bytes"), 1_000);
 }
@@ -154,12 +173,23 @@ fn dup_min_bytes_and_rules_flags() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "naive.tar", &naive().docker_archive());
     let v = json(&["analyze", &p, "--dup-min-bytes", "100kB"]);
-    assert_eq!(u(&v, "/image/duplicate_reclaimable_bytes"), 300_000, "the 80 kB pair is below 100 kB");
-    let rules = write(dir.path(), "r.toml", b"[[rule]]\nname = \"app\"\nglobs = [\"/app/**\"]\nposition = 1\n");
+    assert_eq!(
+        u(&v, "/image/duplicate_reclaimable_bytes"),
+        300_000,
+        "the 80 kB pair is below 100 kB"
+    );
+    let rules = write(
+        dir.path(),
+        "r.toml",
+        b"[[rule]]\nname = \"app\"\nglobs = [\"/app/**\"]\nposition = 1\n",
+    );
     let v = json(&["analyze", &p, "--rules", &rules]);
     assert_eq!(v["categories"][0]["name"], "app");
     assert_eq!(u(&v, "/categories/0/visible_bytes"), 1_000);
-    let out = mlsize().args(["rules", "--rules", &rules]).output().unwrap();
+    let out = mlsize()
+        .args(["rules", "--rules", &rules])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(" 1  app "), "{text}");
     assert!(text.contains("14  other"), "{text}");
@@ -169,8 +199,13 @@ fn dup_min_bytes_and_rules_flags() {
 fn naive_table_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "naive.tar", &naive().docker_archive());
-    let out = mlsize().args(["analyze", &p, "--top", "5"]).output().unwrap();
+    let out = mlsize()
+        .args(["analyze", &p, "--top", "5"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap().replace(&p, "naive.tar");
+    let text = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(&p, "naive.tar");
     insta::assert_snapshot!("naive_table", text);
 }

@@ -134,7 +134,11 @@ def wh(path):
 def with_parents(entries):
     """Adds a directory entry for every parent not already in the layer, and
     sorts as Docker's archiver walks a tree: by path components."""
-    have = {e["path"] for e in entries}
+    have = set()
+    for e in entries:
+        if e["path"] in have:
+            raise SystemExit(f"build_image.py: {e['path']} twice in one layer")
+        have.add(e["path"])
     extra = []
     for e in entries:
         parts = e["path"].split("/")[:-1]
@@ -244,7 +248,7 @@ def pip_cache(wheels):
 # ------------------------------------------------------------------ layers
 
 def base_layer():
-    perl = filler(70000, "usr/bin/perl")  # >= 64 KiB, hard-linked: one node
+    perl = filler(70000, "usr/bin/perl")  # >= 64 KiB; perl5.36.0 is a hard link: one node
     return [
         sym("bin", "usr/bin"),
         sym("lib", "usr/lib"),
@@ -270,6 +274,9 @@ def base_layer():
         sym("usr/lib64/ld-linux-x86-64.so.2", "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
         f("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", filler(210968, "ld.so"), 0o755),
         f(f"{SITE}/README.txt", SITE_README),
+        # A second node with perl's content: a duplicate group of two copies,
+        # /usr/bin/perl (lowest name of the hard-linked node) and this one.
+        f("usr/local/bin/perl", perl, 0o755),
         f("usr/share/doc/dash/copyright", COPYRIGHT_DASH),
         f("usr/share/doc/libc6/copyright", COPYRIGHT_LIBC),
     ]
