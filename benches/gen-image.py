@@ -476,6 +476,7 @@ def build_pip(L, rng, cache_mib=900):
         di = "%s/nvidia_%s_cu12-12.4.127.dist-info" % (SITE, wheel)
         for f in ("METADATA", "RECORD", "WHEEL", "INSTALLER", "top_level.txt"):
             L.file("%s/%s" % (di, f), rng.randint(50, 4000), seed_of(di, f), "text")
+    L.file("%s/torch/version.py" % SITE, 250, seed_of("torch-version"), "text")  # the app layer replaces it
     for lib, mib in TORCH_LIBS:
         L.file("%s/torch/lib/%s" % (SITE, lib), int(mib * MIB) + seed_of("torch", lib) % 65536,
                seed_of("torch-lib", lib), "bin", 0o755)

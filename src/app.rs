@@ -10,18 +10,19 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::category::Rules;
-use crate::cli::{AnalyzeArgs, Cli, Command, Format, InputArgs, OutputArgs};
+use crate::cli::{AnalyzeArgs, Cli, Command, DiffArgs, Format, InputArgs, OutputArgs};
 use crate::error::Error;
 use crate::layer::ScanOptions;
 use crate::render::{RenderOptions, units::parse_size};
 use crate::report::{Analysis, ReportOptions, analyze};
 use crate::source::meta::{ImageMeta, Platform, Selection};
-use crate::source::{LoadOptions, open};
+use crate::source::{LoadOptions, ScanCache, open};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Analyze(a) => run_analyze(a),
+        Command::Diff(d) => run_diff(d),
         Command::Rules(r) => {
             let rules = load_rules(r.rules.as_deref())?;
             let mut out = io::stdout().lock();
@@ -80,6 +81,7 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
                 progress: None,
             },
             threads,
+            cache: None,
         },
         rules,
         progress: !quiet && io::stderr().is_terminal(),
@@ -202,7 +204,99 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
     match a.output.format {
         Format::Table => crate::render::table::render(&report, &ro, &mut out)?,
         Format::Json => crate::render::json::render(&report, &mut out)?,
+        Format::Markdown => crate::render::markdown::render(&report, &ro, &mut out)?,
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--fail-over`: a size, or a percentage of `base`.
+pub fn parse_growth_limit(s: &str, base: u64) -> Result<u64, Error> {
+    if let Some(p) = s.trim().strip_suffix('%') {
+        let p: f64 = p.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "invalid percentage '{s}': expected a number followed by %, e.g. 5%"
+            ))
+        })?;
+        if !(p.is_finite() && p >= 0.0) {
+            return Err(Error::Usage(format!("invalid percentage '{s}'")));
+        }
+        return Ok((base as f64 * p / 100.0).floor() as u64);
+    }
+    parse_size(s).map_err(Error::Usage)
+}
+
+fn run_diff(a: DiffArgs) -> Result<ExitCode> {
+    let mut opts = input_options(&a.input, a.output.quiet)?;
+    opts.progress = false;
+    // Layers both images share are read once.
+    opts.load.cache = Some(Arc::new(ScanCache::default()));
+    let dup_min_bytes =
+        parse_size(&a.dup_min_bytes).map_err(|e| Error::Usage(format!("--dup-min-bytes: {e}")))?;
+    if let Some(f) = &a.fail_over {
+        parse_growth_limit(f, 0)?;
+    }
+    let report_opts = |source: &str| ReportOptions {
+        top: a.output.top,
+        dup_min_bytes,
+        base_diff_ids: None,
+        source: source.to_string(),
+    };
+    let (old, new) = std::thread::scope(|s| {
+        let old = s.spawn(|| load_analysis(&a.old, &opts, &report_opts(&a.old)));
+        let new = load_analysis(&a.new, &opts, &report_opts(&a.new));
+        let old = old
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader of '{}' panicked", a.old)));
+        (old, new)
+    });
+    let old = old?;
+    let new = new?;
+    let mut warnings: Vec<String> = old
+        .report
+        .warnings
+        .iter()
+        .map(|w| format!("old: {w}"))
+        .collect();
+    warnings.extend(new.report.warnings.iter().map(|w| format!("new: {w}")));
+    print_warnings(&warnings, a.output.quiet);
+    let mut d = crate::report::diff::diff(&old, &new, a.output.top);
+    if let Some(f) = &a.fail_over {
+        let (measure, o, n) = if a.compressed {
+            (
+                "compressed_bytes",
+                old.report.image.compressed_bytes,
+                new.report.image.compressed_bytes,
+            )
+        } else {
+            (
+                "visible_bytes",
+                old.report.image.visible_bytes,
+                new.report.image.visible_bytes,
+            )
+        };
+        let limit_bytes = parse_growth_limit(f, o)?;
+        let growth = n as i64 - o as i64;
+        d.threshold = Some(crate::report::diff::Threshold {
+            measure: measure.into(),
+            limit: f.clone(),
+            limit_bytes,
+            growth_bytes: growth,
+            exceeded: growth > limit_bytes as i64,
+        });
+    }
+    let ro = render_options(&a.output);
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match a.output.format {
+        Format::Table => crate::render::diff::render_table(&d, &ro, &mut out)?,
+        Format::Json => crate::render::json::render(&d, &mut out)?,
+        Format::Markdown => crate::render::diff::render_markdown(&d, &ro, &mut out)?,
+    }
+    out.flush()?;
+    let failed = d.threshold.as_ref().is_some_and(|t| t.exceeded);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -19,6 +19,9 @@ pub enum Command {
     /// Per-layer and per-instruction report: sizes, waste, categories, duplicates, fixes.
     #[command(after_help = EXIT_CODES)]
     Analyze(AnalyzeArgs),
+    /// What grew between two versions of an image, and why.
+    #[command(after_help = EXIT_CODES)]
+    Diff(DiffArgs),
     /// Print the active category rules (built-in, plus --rules).
     Rules(RulesArgs),
 }
@@ -42,6 +45,30 @@ pub struct AnalyzeArgs {
     pub output: OutputArgs,
 }
 
+/// `mlsize diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old image (any input `analyze` reads).
+    pub old: String,
+    /// The new image.
+    pub new: String,
+    /// Exit 1 when NEW grew by more than SIZE (e.g. 100MB) or PERCENT (e.g. 5%) of OLD.
+    #[arg(long, value_name = "SIZE|PERCENT")]
+    pub fail_over: Option<String>,
+    /// Apply --fail-over to compressed bytes instead of visible bytes.
+    #[arg(long)]
+    pub compressed: bool,
+    /// Smallest file size for duplicate groups (e.g. 64KiB, 1MB).
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    pub dup_min_bytes: String,
+    /// How the images are read.
+    #[command(flatten, next_help_heading = "Input")]
+    pub input: InputArgs,
+    /// How the report is printed.
+    #[command(flatten, next_help_heading = "Output")]
+    pub output: OutputArgs,
+}
+
 /// `mlsize rules`.
 #[derive(Debug, Args)]
 pub struct RulesArgs {
@@ -56,7 +83,7 @@ pub struct InputArgs {
     /// Platform to select from a multi-platform index (default: this machine's, or the only one).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
-    /// Image to select when the archive holds several (NAME[:TAG]).
+    /// Image to select when the archive holds several, by name and optional tag.
     #[arg(long = "image", value_name = "NAME[:TAG]")]
     pub image_name: Option<String>,
     /// Skip digest verification of blobs and diff_ids (faster; the report says "unverified").
@@ -100,6 +127,8 @@ pub enum Format {
     Table,
     /// The full report as JSON (schema mlsize/v1).
     Json,
+    /// GitHub-flavoured markdown, for pull-request comments.
+    Markdown,
 }
 
 #[cfg(test)]

@@ -102,6 +102,20 @@ pub struct LayerEntry {
     pub hash: ContentHash,
     /// Category index (see [`crate::category`]) for regular files.
     pub category: u8,
+    /// Content of small package-database files (`*.dist-info/RECORD`,
+    /// `/var/lib/dpkg/status`), kept for package-level diffs.
+    pub data: Option<Box<[u8]>>,
+}
+
+/// Largest package-database file whose content is kept.
+const MAX_CAPTURE_BYTES: u64 = 16 << 20;
+
+/// Whether a file's content is kept: package databases only.
+pub fn is_package_db(path: &str) -> bool {
+    (path.ends_with(".dist-info/RECORD")
+        && (path.contains("/site-packages/") || path.contains("/dist-packages/")))
+        || path == "/var/lib/dpkg/status"
+        || path.starts_with("/var/lib/dpkg/status.d/")
 }
 
 /// Everything learnt from reading one layer blob once.
@@ -476,6 +490,8 @@ fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, Str
             }
             let mut hasher = blake3::Hasher::new();
             let mut bytes = 0u64;
+            let mut captured: Option<Vec<u8>> =
+                (entry.size() <= MAX_CAPTURE_BYTES && is_package_db(&path)).then(Vec::new);
             loop {
                 let n = match entry.read(&mut buf) {
                     Ok(n) => n,
@@ -486,6 +502,11 @@ fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, Str
                     break;
                 }
                 hasher.update(&buf[..n]);
+                if let Some(c) = &mut captured
+                    && (c.len() as u64) < MAX_CAPTURE_BYTES
+                {
+                    c.extend_from_slice(&buf[..n]);
+                }
                 bytes += n as u64;
             }
             let declared = if header_type == T::GNUSparse {
@@ -507,6 +528,7 @@ fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, Str
                 bytes,
                 hash,
                 category,
+                data: captured.map(Vec::into_boxed_slice),
             });
         }
     }
@@ -530,5 +552,6 @@ fn meta_entry(path: &str, kind: EntryKind) -> LayerEntry {
         bytes: 0,
         hash: [0; 16],
         category: 0,
+        data: None,
     }
 }

@@ -33,6 +33,8 @@ pub struct Inode {
     pub names: u32,
     /// The last layer that removed or replaced one of its names.
     pub removed_by: Option<u32>,
+    /// Content of package-database files (see [`crate::layer::is_package_db`]).
+    pub data: Option<Box<[u8]>>,
 }
 
 impl Inode {
@@ -120,6 +122,7 @@ impl Overlay {
                         visible_name: None,
                         names: 0,
                         removed_by: None,
+                        data: e.data,
                     });
                 }
                 EntryKind::HardLink(ref target) => match self.lookup(target) {
@@ -343,6 +346,7 @@ mod tests {
             bytes,
             hash: [bytes as u8; 16],
             category: 0,
+            data: None,
         }
     }
     fn kind(p: &str, kind: EntryKind) -> LayerEntry {
@@ -352,6 +356,7 @@ mod tests {
             bytes: 0,
             hash: [0; 16],
             category: 0,
+            data: None,
         }
     }
     fn dir(p: &str) -> LayerEntry {

@@ -1,7 +1,9 @@
 //! Stage 7, render: `&Report` → text on any `io::Write` (table, JSON).
 //! Nothing else in mlsize writes to standard output.
 
+pub mod diff;
 pub mod json;
+pub mod markdown;
 pub mod table;
 pub mod units;
 

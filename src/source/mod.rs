@@ -5,11 +5,11 @@
 //! - a directory holding `index.json` is an OCI image layout;
 //! - a plain tar (docker-save, Docker 25+ OCI-in-tar, oci-archive) is indexed
 //!   header by header, then each layer blob is read at its offset by its own
-//!   worker ([`TarStore`]);
+//!   worker (`TarStore`);
 //! - a gzip- or zstd-compressed tar, and `-` (standard input), are read in one
 //!   sequential pass: small JSON files are kept, every other blob is scanned
 //!   as it streams by, and the manifest (which may come last) picks the layers
-//!   afterwards ([`stream`]).
+//!   afterwards (`stream.rs`).
 //!
 //! All of them implement [`ImageSource`], the one interface the rest of mlsize
 //! uses, so a registry or daemon source can be added beside them.
@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::layer::{Compression, LayerScan, ScanOptions, scan_layer};
@@ -38,6 +38,24 @@ pub struct LoadedImage {
     pub verified: bool,
 }
 
+/// Layer scans shared by several images read at once (`mlsize diff`): a layer
+/// both images contain (same diff_id) is read once, by whichever gets to it
+/// first; the other waits for that scan.
+#[derive(Debug, Default)]
+pub struct ScanCache {
+    cells: Mutex<HashMap<String, Arc<ScanCell>>>,
+}
+
+/// One layer's scan, filled by the first reader.
+type ScanCell = OnceLock<Result<LayerScan, String>>;
+
+impl ScanCache {
+    fn cell(&self, diff_id: &str) -> Option<Arc<ScanCell>> {
+        let mut m = self.cells.lock().ok()?;
+        Some(m.entry(diff_id.to_string()).or_default().clone())
+    }
+}
+
 /// Options for loading an image.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -47,6 +65,8 @@ pub struct LoadOptions {
     pub scan: ScanOptions,
     /// Layers read at once.
     pub threads: usize,
+    /// Scans shared with other images being read at the same time.
+    pub cache: Option<Arc<ScanCache>>,
 }
 
 /// A place images come from. Archives and layouts on disk and standard input
@@ -268,12 +288,28 @@ where
             let open_blob = &open_blob;
             s.spawn_fifo(move |_| {
                 let blob = &meta.layers[i].blob;
-                let r = match open_blob(blob) {
+                let read = || match open_blob(blob) {
                     Ok(reader) => scan_layer(reader, &opts.scan),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         Err(format!("blob '{blob}' is missing from the archive"))
                     }
                     Err(e) => Err(format!("cannot read blob '{blob}': {e}")),
+                };
+                // The same content stored differently (another compression)
+                // is another blob: its size and digest need their own read.
+                let l = &meta.layers[i];
+                let shared = opts
+                    .cache
+                    .as_ref()
+                    .zip(l.diff_id.as_deref())
+                    .and_then(|(c, d)| {
+                        let key =
+                            format!("{d} {} {:?}", l.digest.as_deref().unwrap_or("-"), l.size);
+                        c.cell(&key)
+                    });
+                let r = match shared {
+                    Some(cell) => cell.get_or_init(read).clone(),
+                    None => read(),
                 };
                 if let Ok(mut m) = results.lock() {
                     m.insert(i, r);
