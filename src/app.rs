@@ -10,10 +10,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::category::Rules;
-use crate::cli::{AnalyzeArgs, Cli, Command, DiffArgs, Format, InputArgs, OutputArgs};
+use crate::cli::{
+    AnalyzeArgs, CheckArgs, CheckFormat, Cli, Command, DiffArgs, Format, InputArgs, OutputArgs,
+};
 use crate::error::Error;
 use crate::layer::ScanOptions;
 use crate::render::{RenderOptions, units::parse_size};
+use crate::report::budget::{Budget, CheckReport};
 use crate::report::{Analysis, ReportOptions, analyze};
 use crate::source::meta::{ImageMeta, Platform, Selection};
 use crate::source::{LoadOptions, ScanCache, open};
@@ -23,6 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Analyze(a) => run_analyze(a),
         Command::Diff(d) => run_diff(d),
+        Command::Check(c) => run_check(c),
         Command::Rules(r) => {
             let rules = load_rules(r.rules.as_deref())?;
             let mut out = io::stdout().lock();
@@ -201,7 +205,7 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
     print_warnings(&report.warnings, a.output.quiet);
     let ro = render_options(&a.output);
     let mut out = io::BufWriter::new(io::stdout().lock());
-    match a.output.format {
+    match a.format {
         Format::Table => crate::render::table::render(&report, &ro, &mut out)?,
         Format::Json => crate::render::json::render(&report, &mut out)?,
         Format::Markdown => crate::render::markdown::render(&report, &ro, &mut out)?,
@@ -287,7 +291,7 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
     }
     let ro = render_options(&a.output);
     let mut out = io::BufWriter::new(io::stdout().lock());
-    match a.output.format {
+    match a.format {
         Format::Table => crate::render::diff::render_table(&d, &ro, &mut out)?,
         Format::Json => crate::render::json::render(&d, &mut out)?,
         Format::Markdown => crate::render::diff::render_markdown(&d, &ro, &mut out)?,
@@ -299,4 +303,164 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Finds `mlsize.toml` or `.mlsize.toml` in `dir` or its parents (as rustfmt and ruff do).
+pub fn find_budget_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    for d in dir.ancestors() {
+        for name in ["mlsize.toml", ".mlsize.toml"] {
+            let p = d.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn read_text(path: &str) -> Result<String> {
+    Ok(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?)
+}
+
+fn run_check(a: CheckArgs) -> Result<ExitCode> {
+    let opts = input_options(&a.input, a.output.quiet)?;
+    let dup_min_bytes =
+        parse_size(&a.dup_min_bytes).map_err(|e| Error::Usage(format!("--dup-min-bytes: {e}")))?;
+    // The budget: the file, then the dive rules, then the flags (which win).
+    let budget_file = match &a.budget {
+        Some(b) => Some(b.clone()),
+        None => std::env::current_dir()
+            .ok()
+            .and_then(|d| find_budget_file(&d))
+            .map(|p| p.display().to_string()),
+    };
+    let mut budget = match &budget_file {
+        Some(f) => Budget::parse(&read_text(f)?, f, &opts.rules)?,
+        None => Budget::default(),
+    };
+    if let Some(f) = &a.dive_ci {
+        budget.merge(Budget::from_dive_ci(&read_text(f)?, f)?);
+    }
+    let mut flags = String::new();
+    if let Some(s) = &a.max_size {
+        flags.push_str(&format!("max_visible_bytes = {}\n", toml_string(s)));
+    }
+    if let Some(s) = &a.max_compressed {
+        flags.push_str(&format!("max_compressed_bytes = {}\n", toml_string(s)));
+    }
+    if !a.max_category.is_empty() {
+        flags.push_str("[categories]\n");
+        for c in &a.max_category {
+            let (name, size) = c.split_once('=').ok_or_else(|| {
+                Error::Usage(format!(
+                    "--max-category '{c}': expected NAME=SIZE, e.g. pip-cache=0"
+                ))
+            })?;
+            flags.push_str(&format!(
+                "{} = {}\n",
+                toml_string(name.trim()),
+                toml_string(size.trim())
+            ));
+        }
+    }
+    if !flags.is_empty() {
+        budget.merge(Budget::parse(&flags, "command line", &opts.rules)?);
+    }
+    if budget.is_empty() {
+        return Err(Error::Usage(
+            "no budget: write an mlsize.toml (see the README), pass --budget FILE, or give --max-size / --max-category".into(),
+        )
+        .into());
+    }
+    if budget.needs_baseline() && a.baseline.is_none() {
+        return Err(Error::Usage(
+            "the budget has growth rules (max_growth_bytes, max_growth_percent or [category_growth]): pass --baseline OLD_IMAGE".into(),
+        )
+        .into());
+    }
+    let dockerfile = match &a.dockerfile {
+        Some(p) => Some(crate::history::dockerfile::parse(&read_text(p)?)),
+        None => None,
+    };
+    let report_opts = |source: &str| ReportOptions {
+        top: a.output.top,
+        dup_min_bytes,
+        base_diff_ids: None,
+        source: source.to_string(),
+    };
+    let mut opts = opts;
+    let (image, baseline) = match &a.baseline {
+        None => (
+            load_analysis(&a.image, &opts, &report_opts(&a.image))?,
+            None,
+        ),
+        Some(b) => {
+            opts.progress = false;
+            opts.load.cache = Some(Arc::new(ScanCache::default()));
+            let (new, old) = std::thread::scope(|s| {
+                let old = s.spawn(|| load_analysis(b, &opts, &report_opts(b)));
+                let new = load_analysis(&a.image, &opts, &report_opts(&a.image));
+                let old = old
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader of '{b}' panicked")));
+                (new, old)
+            });
+            let (new, old) = (new?, old?);
+            let d = crate::report::diff::diff(&old, &new, a.output.top);
+            (new, Some(d))
+        }
+    };
+    print_warnings(&image.report.warnings, a.output.quiet);
+    let mut rules = crate::report::budget::check(&image, &opts.rules, &budget, baseline.as_ref());
+    if let Some(df) = &dockerfile {
+        for r in &mut rules {
+            for c in &mut r.instructions {
+                c.dockerfile_line = crate::history::dockerfile::find_line(df, &c.instruction);
+            }
+        }
+    }
+    let report = CheckReport {
+        schema: crate::report::SCHEMA,
+        kind: "check",
+        image: crate::report::diff::side(&image.report),
+        baseline: a.baseline.clone(),
+        passed: rules.iter().all(|r| r.passed),
+        rules,
+        notes: budget.notes.clone(),
+        dockerfile: a.dockerfile.clone(),
+    };
+    let ro = render_options(&a.output);
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    use crate::render::check;
+    match a.format {
+        CheckFormat::Table => check::render_table(&report, &ro, &mut out)?,
+        CheckFormat::Json => crate::render::json::render(&report, &mut out)?,
+        CheckFormat::Junit => check::render_junit(&report, &ro, &mut out)?,
+        CheckFormat::Markdown => check::render_markdown(&report, &ro, &mut out)?,
+        CheckFormat::Github => {
+            check::render_github(&report, &ro, &mut out)?;
+            if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+                let mut md = Vec::new();
+                check::render_markdown(&report, &ro, &mut md)?;
+                md.push(b'\n');
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(path.to_string_lossy(), e))?;
+                f.write_all(&md)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A TOML string literal.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

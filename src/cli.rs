@@ -22,6 +22,9 @@ pub enum Command {
     /// What grew between two versions of an image, and why.
     #[command(after_help = EXIT_CODES)]
     Diff(DiffArgs),
+    /// A size budget for CI: PASS/FAIL per rule, exit 1 when any rule fails.
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
     /// Print the active category rules (built-in, plus --rules).
     Rules(RulesArgs),
 }
@@ -40,6 +43,9 @@ pub struct AnalyzeArgs {
     /// How the image is read.
     #[command(flatten, next_help_heading = "Input")]
     pub input: InputArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
+    pub format: Format,
     /// How the report is printed.
     #[command(flatten, next_help_heading = "Output")]
     pub output: OutputArgs,
@@ -64,9 +70,67 @@ pub struct DiffArgs {
     /// How the images are read.
     #[command(flatten, next_help_heading = "Input")]
     pub input: InputArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
+    pub format: Format,
     /// How the report is printed.
     #[command(flatten, next_help_heading = "Output")]
     pub output: OutputArgs,
+}
+
+/// `mlsize check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The image to check (any input `analyze` reads).
+    pub image: String,
+    /// Budget file [default: mlsize.toml or .mlsize.toml in this directory or a parent].
+    #[arg(long, value_name = "FILE")]
+    pub budget: Option<String>,
+    /// The previous image, for the growth rules (max_growth_bytes, max_growth_percent, [category_growth]).
+    #[arg(long, value_name = "OLD_IMAGE")]
+    pub baseline: Option<String>,
+    /// Limit on visible bytes (overrides max_visible_bytes), e.g. 3GB.
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// Limit on compressed bytes (overrides max_compressed_bytes), e.g. 1.5GB.
+    #[arg(long, value_name = "SIZE")]
+    pub max_compressed: Option<String>,
+    /// Limit on a category's bytes, e.g. pip-cache=0 (repeatable; overrides [categories]).
+    #[arg(long, value_name = "NAME=SIZE")]
+    pub max_category: Vec<String>,
+    /// Also apply the rules of a dive .dive-ci file (lowestEfficiency, highestWastedBytes, highestUserWastedPercent).
+    #[arg(long, value_name = "FILE")]
+    pub dive_ci: Option<String>,
+    /// Dockerfile whose lines the github format annotates.
+    #[arg(long, value_name = "PATH")]
+    pub dockerfile: Option<String>,
+    /// Smallest file size for duplicate groups (e.g. 64KiB, 1MB).
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    pub dup_min_bytes: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Table, help_heading = "Output")]
+    pub format: CheckFormat,
+    /// How the images are read.
+    #[command(flatten, next_help_heading = "Input")]
+    pub input: InputArgs,
+    /// How the report is printed.
+    #[command(flatten, next_help_heading = "Output")]
+    pub output: OutputArgs,
+}
+
+/// Output formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// One line per rule for people.
+    Table,
+    /// The results as JSON.
+    Json,
+    /// JUnit XML, one testcase per rule, for CI test reports.
+    Junit,
+    /// GitHub Actions workflow commands (::error), annotating --dockerfile lines.
+    Github,
+    /// Markdown, for pull-request comments.
+    Markdown,
 }
 
 /// `mlsize rules`.
@@ -103,9 +167,6 @@ pub struct InputArgs {
 /// How results are printed.
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
     /// Rows in the largest-files and recommendation lists.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,

@@ -6,6 +6,8 @@
 //! `RUN /bin/sh -c make # buildkit`, kaniko the instruction as written.
 //! [`instruction`] maps all of them to `ENV A=b`, `RUN make`.
 
+pub mod dockerfile;
+
 /// One `config.history` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct HistoryEntry {

@@ -1,6 +1,7 @@
 //! Stage 7, render: `&Report` → text on any `io::Write` (table, JSON).
 //! Nothing else in mlsize writes to standard output.
 
+pub mod check;
 pub mod diff;
 pub mod json;
 pub mod markdown;

@@ -323,7 +323,7 @@ pub fn recommend(
                     instr(killer)
                 ),
                 format!(
-                    "a later layer copies these files again (chmod/chown/touch or a reinstall copies whole files): do it in the same RUN as layer {}, or use COPY --chmod/--chown",
+                    "a later layer writes these paths again, so both copies ship (a chmod/chown/touch copies whole files; a reinstall or regenerated file rewrites them): make the final version in the same RUN as layer {}, or use COPY --chmod/--chown",
                     layer + 1
                 ),
             )

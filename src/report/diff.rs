@@ -194,7 +194,8 @@ pub struct Diff {
     pub threshold: Option<Threshold>,
 }
 
-fn side(r: &Report) -> Side {
+/// The summary of one image.
+pub fn side(r: &Report) -> Side {
     Side {
         name: r.image.name.clone(),
         source: r.image.source.clone(),

@@ -2,6 +2,7 @@
 //! every renderer (table, JSON, markdown) reads.
 
 pub mod advice;
+pub mod budget;
 pub mod diff;
 
 use std::collections::{BTreeMap, HashMap};

@@ -131,6 +131,9 @@ def wh(path):
     return {"path": path, "type": "whiteout", "mode": 0o644}
 
 
+DIR_MODES = {"root": 0o700, "tmp": 0o1777}
+
+
 def with_parents(entries):
     """Adds a directory entry for every parent not already in the layer, and
     sorts as Docker's archiver walks a tree: by path components."""
@@ -146,7 +149,7 @@ def with_parents(entries):
             p = "/".join(parts[:i])
             if p not in have:
                 have.add(p)
-                extra.append(d(p))
+                extra.append(d(p, DIR_MODES.get(p, 0o755)))
     out = entries + extra
     out.sort(key=lambda e: e["path"].split("/"))
     return out
@@ -342,7 +345,7 @@ def pip_layer(wheels):
 
 
 def cleanup_layer():
-    return [d("root", 0o700), d("root/.cache"), wh("root/.cache/pip")]
+    return [wh("root/.cache/pip")]  # with its parents root/ and root/.cache/
 
 
 # ---------------------------------------------------------------- writing

@@ -1,0 +1,289 @@
+//! `mlsize check` output: table, JUnit XML, GitHub workflow commands, markdown.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use super::RenderOptions;
+use super::table::truncate;
+use crate::report::budget::{CheckReport, RuleResult};
+
+/// `actual` and `limit` of a rule in its unit.
+pub fn values(r: &RuleResult, o: &RenderOptions) -> (String, String) {
+    match r.unit {
+        "percent" => (format!("{:.2}%", r.actual), format!("{:.2}%", r.limit)),
+        "count" => (
+            format!("{}", r.actual as u64),
+            format!("{}", r.limit as u64),
+        ),
+        _ => {
+            let a = if r.actual < 0.0 {
+                o.delta(r.actual as i128)
+            } else {
+                o.bytes(r.actual as u64)
+            };
+            let mut l = o.bytes(r.limit as u64);
+            // Show the limit as written too when it used a unit (3GB is 2.8 GiB).
+            if r.limit_text.parse::<u64>().is_err() && !o.exact {
+                l = format!("{l} ({})", r.limit_text);
+            }
+            (a, l)
+        }
+    }
+}
+
+fn what(r: &RuleResult) -> String {
+    let rule = r.rule.as_str();
+    match rule {
+        "max_compressed_bytes" => "compressed size".into(),
+        "max_visible_bytes" => "visible size".into(),
+        "max_wasted_bytes" | "max_wasted_percent" => "wasted bytes".into(),
+        "max_duplicate_bytes" => "duplicate files".into(),
+        "max_cuda_duplicate_bytes" => "CUDA libraries shipped twice".into(),
+        "max_layer_bytes" => "largest layer".into(),
+        "max_layers" => "layer count".into(),
+        "max_growth_bytes" | "max_growth_percent" => "growth against the baseline".into(),
+        _ => match rule.split_once('.') {
+            Some(("categories", c)) => format!("{c} bytes"),
+            Some(("category_growth", c)) => format!("{c} growth"),
+            _ => rule.into(),
+        },
+    }
+}
+
+/// One sentence for a failed rule.
+pub fn message(r: &RuleResult, o: &RenderOptions, dockerfile: Option<&str>) -> String {
+    let (a, l) = values(r, o);
+    let mut m = format!(
+        "{} is {a}, over the limit of {l} ({} = {} at {})",
+        what(r),
+        r.rule,
+        r.limit_text,
+        r.origin
+    );
+    for c in &r.instructions {
+        let at = match (dockerfile, c.dockerfile_line) {
+            (Some(f), Some(line)) => format!(" ({f}:{line})"),
+            _ => String::new(),
+        };
+        let _ = write!(
+            m,
+            "; layer {} `{}`{at}: {}",
+            c.layer_index + 1,
+            truncate(&c.instruction, 70),
+            o.bytes(c.bytes)
+        );
+    }
+    if let Some(f) = r.top_files.first() {
+        let _ = write!(m, "; largest file {} ({})", f.path, o.bytes(f.bytes));
+    }
+    if let Some(fix) = &r.fix {
+        let _ = write!(m, "; fix: {fix}");
+    }
+    m
+}
+
+/// One line per rule, details under each failure.
+pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let failed = c.rules.iter().filter(|r| !r.passed).count();
+    let name = c
+        .image
+        .name
+        .clone()
+        .unwrap_or_else(|| c.image.source.clone());
+    writeln!(
+        out,
+        "mlsize check {name}: {} ({} of {} rules failed)",
+        if c.passed { "PASS" } else { "FAIL" },
+        failed,
+        c.rules.len()
+    )?;
+    let width = c.rules.iter().map(|r| r.rule.len()).max().unwrap_or(10);
+    for r in &c.rules {
+        let (a, l) = values(r, o);
+        let op = if r.passed { "<=" } else { ">" };
+        writeln!(
+            out,
+            "{}  {:width$}  {a} {op} {l}  ({})",
+            if r.passed { "PASS" } else { "FAIL" },
+            r.rule,
+            r.origin
+        )?;
+        if r.passed {
+            continue;
+        }
+        for x in &r.instructions {
+            let at = match (&c.dockerfile, x.dockerfile_line) {
+                (Some(f), Some(line)) => format!(" ({f}:{line})"),
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "      layer {} `{}`{at}: {}",
+                x.layer_index + 1,
+                truncate(&x.instruction, 70),
+                o.bytes(x.bytes)
+            )?;
+        }
+        for f in r.top_files.iter().take(3) {
+            writeln!(
+                out,
+                "      file {} ({}, layer {})",
+                f.path,
+                o.bytes(f.bytes),
+                f.layer_index + 1
+            )?;
+        }
+        if let Some(fix) = &r.fix {
+            writeln!(out, "      fix: {fix}")?;
+        }
+    }
+    for n in &c.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: one testcase per rule.
+pub fn render_junit(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let failed = c.rules.iter().filter(|r| !r.passed).count();
+    let name = c
+        .image
+        .name
+        .clone()
+        .unwrap_or_else(|| c.image.source.clone());
+    writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(
+        out,
+        r#"<testsuites name="mlsize" tests="{}" failures="{failed}" errors="0">"#,
+        c.rules.len()
+    )?;
+    writeln!(
+        out,
+        r#"  <testsuite name="mlsize check {}" tests="{}" failures="{failed}" errors="0" skipped="0">"#,
+        xml(&name),
+        c.rules.len()
+    )?;
+    for r in &c.rules {
+        let (a, l) = values(r, o);
+        write!(
+            out,
+            r#"    <testcase classname="mlsize.budget" name="{}""#,
+            xml(&r.rule)
+        )?;
+        if r.passed {
+            writeln!(
+                out,
+                r#"><system-out>{}</system-out></testcase>"#,
+                xml(&format!("{a} <= {l} ({})", r.origin))
+            )?;
+        } else {
+            writeln!(out, ">")?;
+            writeln!(
+                out,
+                r#"      <failure message="{}" type="budget">{}</failure>"#,
+                xml(&format!("{} {a} > {l}", r.rule)),
+                xml(&message(r, o, c.dockerfile.as_deref()))
+            )?;
+            writeln!(out, "    </testcase>")?;
+        }
+    }
+    writeln!(out, "  </testsuite>")?;
+    writeln!(out, "</testsuites>")
+}
+
+fn gh_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn gh_prop(s: &str) -> String {
+    gh_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// GitHub Actions workflow commands: an `::error` per failed rule, on the
+/// Dockerfile line of the responsible instruction when it is known.
+pub fn render_github(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    for r in &c.rules {
+        let (a, l) = values(r, o);
+        if r.passed {
+            writeln!(out, "PASS {} {a} <= {l}", r.rule)?;
+            continue;
+        }
+        let location = match (
+            &c.dockerfile,
+            r.instructions.iter().find_map(|x| x.dockerfile_line),
+        ) {
+            (Some(f), Some(line)) => format!("file={},line={line},", gh_prop(f)),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "::error {location}title={}::{}",
+            gh_prop(&format!("mlsize: {} over budget", r.rule)),
+            gh_data(&message(r, o, c.dockerfile.as_deref()))
+        )?;
+    }
+    for n in &c.notes {
+        writeln!(out, "::notice title=mlsize::{}", gh_data(n))?;
+    }
+    Ok(())
+}
+
+/// Markdown: a table of rules, then the details of each failure.
+pub fn render_markdown(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let failed = c.rules.iter().filter(|r| !r.passed).count();
+    let name = c
+        .image
+        .name
+        .clone()
+        .unwrap_or_else(|| c.image.source.clone());
+    let esc = |s: &str| s.replace('|', "\\|").replace('`', "'");
+    writeln!(
+        out,
+        "### {} mlsize check `{}`: {} of {} rules failed\n",
+        if c.passed {
+            ":white_check_mark:"
+        } else {
+            ":x:"
+        },
+        esc(&name),
+        failed,
+        c.rules.len()
+    )?;
+    writeln!(out, "| | rule | actual | limit |\n|---|---|---:|---:|")?;
+    for r in &c.rules {
+        let (a, l) = values(r, o);
+        writeln!(
+            out,
+            "| {} | {} | {a} | {l} |",
+            if r.passed { "PASS" } else { "**FAIL**" },
+            esc(&r.rule)
+        )?;
+    }
+    for r in c.rules.iter().filter(|r| !r.passed) {
+        writeln!(
+            out,
+            "\n**{}**: {}",
+            esc(&r.rule),
+            esc(&message(r, o, c.dockerfile.as_deref()))
+        )?;
+    }
+    Ok(())
+}

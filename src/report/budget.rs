@@ -1,0 +1,736 @@
+//! Budgets: `mlsize.toml` (or flags) + a [`Report`] (and a baseline) →
+//! one [`RuleResult`] per rule, PASS or FAIL, with the instructions, files and
+//! fix responsible for each failure.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Analysis;
+use super::diff::Diff;
+use crate::category::Rules;
+use crate::error::{Error, Result};
+use crate::render::units::parse_size;
+
+/// Every key a budget file may hold, in evaluation order.
+pub const KEYS: &[&str] = &[
+    "max_compressed_bytes",
+    "max_visible_bytes",
+    "max_wasted_bytes",
+    "max_wasted_percent",
+    "max_duplicate_bytes",
+    "max_cuda_duplicate_bytes",
+    "max_layer_bytes",
+    "max_layers",
+    "max_growth_bytes",
+    "max_growth_percent",
+    "categories",
+    "category_growth",
+];
+
+/// A size or percentage limit, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// The limit: bytes, a percentage, or a count.
+    pub value: f64,
+    /// As written (`3GB`, `5%`, `12`).
+    pub text: String,
+    /// `mlsize.toml:4`, `--max-size`.
+    pub origin: String,
+}
+
+/// A parsed budget.
+#[derive(Debug, Clone, Default)]
+pub struct Budget {
+    /// Image-wide rules by key.
+    pub rules: BTreeMap<String, Limit>,
+    /// Per-category limits on content bytes.
+    pub categories: BTreeMap<String, Limit>,
+    /// Per-category limits on visible-byte growth against the baseline.
+    pub category_growth: BTreeMap<String, Limit>,
+    /// Notes to print with the results (e.g. from a dive config).
+    pub notes: Vec<String>,
+}
+
+fn line_of(text: &str, key: &str) -> usize {
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        let t = t.trim_start_matches('"');
+        if let Some(rest) = t.strip_prefix(key) {
+            let rest = rest.trim_start_matches('"').trim_start();
+            if rest.starts_with('=') || rest.starts_with(']') || key.starts_with('[') {
+                return i + 1;
+            }
+        }
+        if t.starts_with('[') && t.trim_start_matches('[').trim_start().starts_with(key) {
+            return i + 1;
+        }
+    }
+    0
+}
+
+fn value_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Parses a size given as an integer or a string (`"3GB"`).
+fn size_limit(v: &toml::Value, key: &str, origin: &str) -> Result<Limit> {
+    let text = value_text(v).ok_or_else(|| {
+        Error::Usage(format!(
+            "{origin}: '{key}' must be a size such as 3GB, 2.5GiB, 500MB or an integer of bytes"
+        ))
+    })?;
+    let bytes = match v {
+        toml::Value::Integer(i) if *i >= 0 => *i as u64,
+        toml::Value::String(s) => {
+            parse_size(s).map_err(|e| Error::Usage(format!("{origin}: '{key}': {e}")))?
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "{origin}: '{key}' = {text} is not a size: expected an integer of bytes or a string such as \"3GB\" (decimal: kB MB GB TB) or \"2.5GiB\" (binary: KiB MiB GiB TiB)"
+            )));
+        }
+    };
+    Ok(Limit {
+        value: bytes as f64,
+        text,
+        origin: origin.to_string(),
+    })
+}
+
+fn percent_limit(v: &toml::Value, key: &str, origin: &str) -> Result<Limit> {
+    let text = value_text(v).unwrap_or_default();
+    let p = match v {
+        toml::Value::Integer(i) => *i as f64,
+        toml::Value::Float(f) => *f,
+        toml::Value::String(s) => s.trim().trim_end_matches('%').trim().parse::<f64>().map_err(|_| {
+            Error::Usage(format!("{origin}: '{key}' = \"{s}\" is not a percentage: expected a number such as 10 or \"10%\""))
+        })?,
+        _ => return Err(Error::Usage(format!("{origin}: '{key}' must be a percentage such as 10 or \"10%\""))),
+    };
+    if !(p.is_finite() && p >= 0.0) {
+        return Err(Error::Usage(format!(
+            "{origin}: '{key}' must be a percentage of at least 0"
+        )));
+    }
+    Ok(Limit {
+        value: p,
+        text,
+        origin: origin.to_string(),
+    })
+}
+
+fn count_limit(v: &toml::Value, key: &str, origin: &str) -> Result<Limit> {
+    match v {
+        toml::Value::Integer(i) if *i >= 0 => Ok(Limit {
+            value: *i as f64,
+            text: i.to_string(),
+            origin: origin.to_string(),
+        }),
+        _ => Err(Error::Usage(format!(
+            "{origin}: '{key}' must be a whole number"
+        ))),
+    }
+}
+
+impl Budget {
+    /// Parses a budget file. Unknown keys and category names are errors that
+    /// name the key, its line and what is known.
+    pub fn parse(text: &str, file: &str, rules: &Rules) -> Result<Budget> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            Error::Usage(format!("'{file}': invalid TOML: {}", e.to_string().trim()))
+        })?;
+        let mut b = Budget::default();
+        let cats: Vec<&str> = rules.names().collect();
+        for (key, v) in &table {
+            let origin = format!("{file}:{}", line_of(text, key));
+            match key.as_str() {
+                "categories" | "category_growth" => {
+                    let t = v.as_table().ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{origin}: '{key}' must be a table such as [{key}] with pip-cache = 0"
+                        ))
+                    })?;
+                    for (name, lv) in t {
+                        let origin = format!("{file}:{}", line_of(text, name));
+                        if !cats.contains(&name.as_str()) {
+                            return Err(Error::Usage(format!(
+                                "{origin}: unknown category '{name}' in [{key}]; known categories: {}",
+                                cats.join(", ")
+                            )));
+                        }
+                        let l = size_limit(lv, &format!("{key}.{name}"), &origin)?;
+                        if key == "categories" {
+                            b.categories.insert(name.clone(), l);
+                        } else {
+                            b.category_growth.insert(name.clone(), l);
+                        }
+                    }
+                }
+                "max_wasted_percent" | "max_growth_percent" => {
+                    b.rules.insert(key.clone(), percent_limit(v, key, &origin)?);
+                }
+                "max_layers" => {
+                    b.rules.insert(key.clone(), count_limit(v, key, &origin)?);
+                }
+                k if KEYS.contains(&k) => {
+                    b.rules.insert(key.clone(), size_limit(v, key, &origin)?);
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "{origin}: unknown key '{key}'; known keys: {}",
+                        KEYS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    /// Maps a dive `.dive-ci` file's rules to mlsize rules.
+    pub fn from_dive_ci(text: &str, file: &str) -> Result<Budget> {
+        let mut b = Budget::default();
+        let mut in_rules = false;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim_end();
+            if line.trim().is_empty() {
+                continue;
+            }
+            if !raw.starts_with(' ') && !raw.starts_with('\t') {
+                in_rules = line.trim() == "rules:";
+                continue;
+            }
+            if !in_rules {
+                continue;
+            }
+            let Some((k, v)) = line.trim().split_once(':') else {
+                continue;
+            };
+            let v = v.trim().trim_matches('"').trim_matches('\'');
+            if v.eq_ignore_ascii_case("disabled") || v.is_empty() {
+                continue;
+            }
+            let origin = format!("{file}:{}", i + 1);
+            let bad = || Error::Usage(format!("{origin}: invalid value '{v}' for dive rule '{k}'"));
+            match k.trim() {
+                "lowestEfficiency" => {
+                    let e: f64 = v.parse().map_err(|_| bad())?;
+                    let p = ((1.0 - e) * 100.0).max(0.0);
+                    b.tighten("max_wasted_percent", p, format!("{:.2}", p), &origin);
+                    b.notes.push(format!(
+                        "{origin}: dive lowestEfficiency {v} -> max_wasted_percent {p:.2}"
+                    ));
+                }
+                "highestWastedBytes" => {
+                    let bytes = parse_size(v).map_err(|_| bad())?;
+                    b.tighten("max_wasted_bytes", bytes as f64, v.to_string(), &origin);
+                    b.notes.push(format!(
+                        "{origin}: dive highestWastedBytes {v} -> max_wasted_bytes"
+                    ));
+                }
+                "highestUserWastedPercent" => {
+                    let f: f64 = v.parse().map_err(|_| bad())?;
+                    let p = f * 100.0;
+                    b.tighten("max_wasted_percent", p, format!("{p:.2}"), &origin);
+                    b.notes.push(format!(
+                        "{origin}: dive highestUserWastedPercent {v} -> max_wasted_percent {p:.2} (of all content, not only the layers above the base)"
+                    ));
+                }
+                other => {
+                    return Err(Error::Usage(format!(
+                        "{origin}: unknown dive rule '{other}'; known: lowestEfficiency, highestWastedBytes, highestUserWastedPercent"
+                    )));
+                }
+            }
+        }
+        b.notes.push(
+            "wasted bytes differ from dive's: mlsize counts every file under a deleted directory and only the lower copy of an overwritten file; dive counts deleted directories as 0 and both copies of an overwritten file".into(),
+        );
+        Ok(b)
+    }
+
+    fn tighten(&mut self, key: &str, value: f64, text: String, origin: &str) {
+        let keep = self.rules.get(key).is_some_and(|l| l.value <= value);
+        if !keep {
+            self.rules.insert(
+                key.to_string(),
+                Limit {
+                    value,
+                    text,
+                    origin: origin.to_string(),
+                },
+            );
+        }
+    }
+
+    /// Adds or replaces rules from another budget (flags override the file).
+    pub fn merge(&mut self, other: Budget) {
+        self.rules.extend(other.rules);
+        self.categories.extend(other.categories);
+        self.category_growth.extend(other.category_growth);
+        self.notes.extend(other.notes);
+    }
+
+    /// Whether the budget has any rule.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.categories.is_empty() && self.category_growth.is_empty()
+    }
+
+    /// Whether a rule needs a baseline image.
+    pub fn needs_baseline(&self) -> bool {
+        self.rules.contains_key("max_growth_bytes")
+            || self.rules.contains_key("max_growth_percent")
+            || !self.category_growth.is_empty()
+    }
+}
+
+/// A layer responsible for a failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Culprit {
+    /// Layer (0-based).
+    pub layer_index: usize,
+    /// Its instruction.
+    pub instruction: String,
+    /// Bytes it contributes to the rule.
+    pub bytes: u64,
+    /// Line of the instruction in `--dockerfile`, when it was found there.
+    pub dockerfile_line: Option<usize>,
+}
+
+/// A file responsible for a failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct CulpritFile {
+    /// Path.
+    pub path: String,
+    /// Size.
+    pub bytes: u64,
+    /// Layer that wrote it.
+    pub layer_index: usize,
+}
+
+/// One evaluated rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleResult {
+    /// Rule name: a budget key, or `categories.pip-cache`.
+    pub rule: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// `bytes`, `percent` or `count`.
+    pub unit: &'static str,
+    /// Measured value.
+    pub actual: f64,
+    /// The limit.
+    pub limit: f64,
+    /// The limit as written.
+    pub limit_text: String,
+    /// Where the limit was set.
+    pub origin: String,
+    /// For failures: the layers responsible, largest first.
+    pub instructions: Vec<Culprit>,
+    /// For failures: the largest files responsible.
+    pub top_files: Vec<CulpritFile>,
+    /// For failures: what to change.
+    pub fix: Option<String>,
+}
+
+fn culprits(a: &Analysis, per_layer: Vec<(usize, u64)>) -> Vec<Culprit> {
+    let mut v: Vec<Culprit> = per_layer
+        .into_iter()
+        .filter(|(_, b)| *b > 0)
+        .map(|(l, bytes)| Culprit {
+            layer_index: l,
+            instruction: a.report.layers[l].instruction.clone(),
+            bytes,
+            dockerfile_line: None,
+        })
+        .collect();
+    v.sort_by(|x, y| {
+        y.bytes
+            .cmp(&x.bytes)
+            .then(x.layer_index.cmp(&y.layer_index))
+    });
+    v.truncate(3);
+    v
+}
+
+fn files_where(a: &Analysis, pred: impl Fn(&crate::overlay::Inode) -> bool) -> Vec<CulpritFile> {
+    let mut v: Vec<CulpritFile> = a
+        .inodes
+        .iter()
+        .filter(|i| pred(i))
+        .map(|i| CulpritFile {
+            path: i.shown_path().to_string(),
+            bytes: i.bytes,
+            layer_index: i.layer as usize,
+        })
+        .collect();
+    v.sort_by(|x, y| y.bytes.cmp(&x.bytes).then_with(|| x.path.cmp(&y.path)));
+    v.truncate(5);
+    v
+}
+
+fn fix_for(a: &Analysis, ids: &[&str]) -> Option<String> {
+    a.report
+        .recommendations
+        .iter()
+        .find(|r| ids.contains(&r.id.as_str()))
+        .map(|r| r.fix.clone())
+}
+
+/// Evaluates a budget against an analysis (and, for growth rules, a diff
+/// against the baseline).
+pub fn check(
+    a: &Analysis,
+    rules: &Rules,
+    budget: &Budget,
+    baseline: Option<&Diff>,
+) -> Vec<RuleResult> {
+    let r = &a.report;
+    let im = &r.image;
+    let layers_by = |f: &dyn Fn(&super::LayerReport) -> u64| -> Vec<(usize, u64)> {
+        r.layers.iter().map(|l| (l.index, f(l))).collect()
+    };
+    let mut out = Vec::new();
+    for key in KEYS {
+        let Some(limit) = budget.rules.get(*key) else {
+            continue;
+        };
+        let (actual, unit): (f64, &'static str) = match *key {
+            "max_compressed_bytes" => (im.compressed_bytes as f64, "bytes"),
+            "max_visible_bytes" => (im.visible_bytes as f64, "bytes"),
+            "max_wasted_bytes" => (im.wasted_bytes as f64, "bytes"),
+            "max_wasted_percent" => (
+                if im.content_bytes == 0 {
+                    0.0
+                } else {
+                    im.wasted_bytes as f64 * 100.0 / im.content_bytes as f64
+                },
+                "percent",
+            ),
+            "max_duplicate_bytes" => (im.duplicate_reclaimable_bytes as f64, "bytes"),
+            "max_cuda_duplicate_bytes" => (im.cuda_duplicate_reclaimable_bytes as f64, "bytes"),
+            "max_layer_bytes" => (
+                r.layers.iter().map(|l| l.content_bytes).max().unwrap_or(0) as f64,
+                "bytes",
+            ),
+            "max_layers" => (im.layer_count as f64, "count"),
+            "max_growth_bytes" | "max_growth_percent" => {
+                let Some(d) = baseline else { continue };
+                let t = d.totals.iter().find(|t| t.name == "visible_bytes");
+                let (old, delta) = t.map_or((0, 0), |t| (t.old, t.delta));
+                if *key == "max_growth_bytes" {
+                    (delta as f64, "bytes")
+                } else if old == 0 {
+                    (0.0, "percent")
+                } else {
+                    (delta as f64 * 100.0 / old as f64, "percent")
+                }
+            }
+            _ => continue,
+        };
+        let passed = actual <= limit.value;
+        let mut res = RuleResult {
+            rule: key.to_string(),
+            passed,
+            unit,
+            actual,
+            limit: limit.value,
+            limit_text: limit.text.clone(),
+            origin: limit.origin.clone(),
+            instructions: Vec::new(),
+            top_files: Vec::new(),
+            fix: None,
+        };
+        if !passed {
+            match *key {
+                "max_wasted_bytes" | "max_wasted_percent" => {
+                    res.instructions = culprits(a, layers_by(&|l| l.wasted_bytes));
+                    res.top_files = files_where(a, |i| !i.visible);
+                    res.fix = fix_for(
+                        a,
+                        &[
+                            "pip-cache",
+                            "uv-cache",
+                            "conda-pkgs",
+                            "apt-cache",
+                            "deleted-later",
+                            "overwritten-later",
+                        ],
+                    );
+                }
+                "max_duplicate_bytes" | "max_cuda_duplicate_bytes" => {
+                    let mut per: BTreeMap<usize, u64> = BTreeMap::new();
+                    for f in &r.cuda_duplicates {
+                        for c in f.copies.iter().skip(1) {
+                            *per.entry(c.layer_index).or_default() += c.bytes;
+                        }
+                    }
+                    res.instructions = culprits(a, per.into_iter().collect());
+                    res.top_files = r
+                        .duplicates
+                        .iter()
+                        .take(5)
+                        .filter_map(|g| g.paths.get(1).map(|p| (p, g.bytes_each)))
+                        .map(|(p, b)| CulpritFile {
+                            path: p.clone(),
+                            bytes: b,
+                            layer_index: a
+                                .inodes
+                                .iter()
+                                .find(|i| i.visible && i.shown_path() == p)
+                                .map_or(0, |i| i.layer as usize),
+                        })
+                        .collect();
+                    res.fix = fix_for(a, &["cuda-duplicates"]).or(Some(
+                        "keep one copy of each file: install it once, or use hard links".into(),
+                    ));
+                }
+                "max_growth_bytes" | "max_growth_percent" => {
+                    if let Some(d) = baseline {
+                        res.instructions = d
+                            .instructions
+                            .iter()
+                            .filter(|i| i.delta > 0)
+                            .filter_map(|i| i.new_layer_index.map(|l| (l, i.delta as u64)))
+                            .map(|(l, b)| Culprit {
+                                layer_index: l,
+                                instruction: r.layers[l].instruction.clone(),
+                                bytes: b,
+                                dockerfile_line: None,
+                            })
+                            .collect();
+                        res.instructions.sort_by_key(|x| std::cmp::Reverse(x.bytes));
+                        res.instructions.truncate(3);
+                        res.top_files = d
+                            .files
+                            .added
+                            .iter()
+                            .chain(&d.files.grown)
+                            .take(5)
+                            .map(|f| CulpritFile {
+                                path: f.path.clone(),
+                                bytes: f.delta.unsigned_abs(),
+                                layer_index: f.layer_index,
+                            })
+                            .collect();
+                    }
+                }
+                _ => {
+                    res.instructions = culprits(a, layers_by(&|l| l.content_bytes));
+                    res.top_files = files_where(a, |i| i.visible);
+                    res.fix = r.recommendations.first().map(|x| x.fix.clone());
+                }
+            }
+        }
+        out.push(res);
+    }
+    for (name, limit) in &budget.categories {
+        let Some(ci) = rules.index_of(name) else {
+            continue;
+        };
+        let actual = r
+            .categories
+            .iter()
+            .find(|c| c.name == *name)
+            .map_or(0, |c| c.content_bytes);
+        let passed = actual as f64 <= limit.value;
+        let mut res = RuleResult {
+            rule: format!("categories.{name}"),
+            passed,
+            unit: "bytes",
+            actual: actual as f64,
+            limit: limit.value,
+            limit_text: limit.text.clone(),
+            origin: limit.origin.clone(),
+            instructions: Vec::new(),
+            top_files: Vec::new(),
+            fix: None,
+        };
+        if !passed {
+            res.instructions = culprits(
+                a,
+                layers_by(&|l| l.categories.get(name).copied().unwrap_or(0)),
+            );
+            res.top_files = files_where(a, |i| i.category == ci);
+            let ids: &[&str] = if name == "pip-cache" {
+                &["pip-cache", "uv-cache"]
+            } else {
+                &[name.as_str()]
+            };
+            res.fix = fix_for(a, ids).or_else(|| {
+                a.report
+                    .recommendations
+                    .iter()
+                    .find(|x| x.id == "deleted-later")
+                    .map(|x| x.fix.clone())
+            });
+        }
+        out.push(res);
+    }
+    if let Some(d) = baseline {
+        for (name, limit) in &budget.category_growth {
+            let delta = d
+                .categories
+                .iter()
+                .find(|c| c.name == *name)
+                .map_or(0, |c| c.delta);
+            let passed = delta as f64 <= limit.value;
+            let mut res = RuleResult {
+                rule: format!("category_growth.{name}"),
+                passed,
+                unit: "bytes",
+                actual: delta as f64,
+                limit: limit.value,
+                limit_text: limit.text.clone(),
+                origin: limit.origin.clone(),
+                instructions: Vec::new(),
+                top_files: Vec::new(),
+                fix: None,
+            };
+            if !passed && let Some(ci) = rules.index_of(name) {
+                res.instructions = culprits(
+                    a,
+                    layers_by(&|l| l.categories.get(name).copied().unwrap_or(0)),
+                );
+                res.top_files = files_where(a, |i| i.visible && i.category == ci);
+                res.fix = fix_for(a, &[name.as_str()]);
+            }
+            out.push(res);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Budget> {
+        Budget::parse(text, "mlsize.toml", &Rules::builtin())
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let b = parse(
+            r#"
+max_compressed_bytes = "1.5GB"
+max_visible_bytes = "3GB"
+max_wasted_bytes = 0
+max_wasted_percent = 5
+max_duplicate_bytes = "100MiB"
+max_cuda_duplicate_bytes = "0"
+max_layer_bytes = 2000000000
+max_layers = 12
+max_growth_bytes = "200MB"
+max_growth_percent = "10%"
+
+[categories]
+pip-cache = 0
+cupti = 0
+headers = "50MB"
+
+[category_growth]
+cuda-libs = "100MB"
+"#,
+        )
+        .unwrap();
+        let v = |k: &str| b.rules[k].value;
+        assert_eq!(v("max_compressed_bytes"), 1.5e9);
+        assert_eq!(v("max_visible_bytes"), 3e9);
+        assert_eq!(v("max_wasted_bytes"), 0.0);
+        assert_eq!(v("max_wasted_percent"), 5.0);
+        assert_eq!(v("max_duplicate_bytes"), (100u64 << 20) as f64);
+        assert_eq!(v("max_cuda_duplicate_bytes"), 0.0);
+        assert_eq!(v("max_layer_bytes"), 2e9);
+        assert_eq!(v("max_layers"), 12.0);
+        assert_eq!(v("max_growth_bytes"), 2e8);
+        assert_eq!(v("max_growth_percent"), 10.0);
+        assert_eq!(b.categories["headers"].value, 5e7);
+        assert_eq!(b.categories["pip-cache"].origin, "mlsize.toml:14");
+        assert_eq!(b.category_growth["cuda-libs"].value, 1e8);
+        assert!(b.needs_baseline());
+        assert_eq!(b.rules["max_visible_bytes"].origin, "mlsize.toml:3");
+    }
+
+    #[test]
+    fn errors_name_key_line_and_known_names() {
+        let cases = [
+            (
+                "max_visible = 1\n",
+                "mlsize.toml:1: unknown key 'max_visible'; known keys: max_compressed_bytes",
+            ),
+            (
+                "max_layers = 3\n\n[categories]\npip_cache = 0\n",
+                "mlsize.toml:4: unknown category 'pip_cache' in [categories]; known categories: pip-cache",
+            ),
+            ("max_visible_bytes = \"12XB\"\n", "invalid size '12XB'"),
+            (
+                "max_visible_bytes = \"12XB\"\n",
+                "expected a number followed by B, kB, MB",
+            ),
+            (
+                "max_visible_bytes = -1\n",
+                "mlsize.toml:1: 'max_visible_bytes' = -1 is not a size",
+            ),
+            (
+                "max_layers = \"x\"\n",
+                "'max_layers' must be a whole number",
+            ),
+            ("max_wasted_percent = \"lots\"\n", "is not a percentage"),
+            ("categories = 3\n", "must be a table"),
+            ("max_layers = \n", "invalid TOML"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: got {e}");
+        }
+    }
+
+    #[test]
+    fn dive_ci_rules_map_to_ours() {
+        let b = Budget::from_dive_ci(
+            "rules:\n  lowestEfficiency: 0.95\n  highestWastedBytes: 20MB\n  highestUserWastedPercent: disabled\n",
+            ".dive-ci",
+        )
+        .unwrap();
+        assert!((b.rules["max_wasted_percent"].value - 5.0).abs() < 1e-9);
+        assert_eq!(b.rules["max_wasted_bytes"].value, 2e7);
+        assert!(b.notes.iter().any(|n| n.contains("differ from dive")));
+        let b = Budget::from_dive_ci(
+            "rules:\n  lowestEfficiency: 0.9\n  highestUserWastedPercent: 0.05\n",
+            ".dive-ci",
+        )
+        .unwrap();
+        assert!(
+            (b.rules["max_wasted_percent"].value - 5.0).abs() < 1e-9,
+            "the stricter one wins"
+        );
+        assert!(Budget::from_dive_ci("rules:\n  bogus: 1\n", ".dive-ci").is_err());
+    }
+}
+
+/// The result of `mlsize check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// Always `mlsize/v1`.
+    pub schema: &'static str,
+    /// Always `check`.
+    pub kind: &'static str,
+    /// The image checked.
+    pub image: super::diff::Side,
+    /// The baseline, when given.
+    pub baseline: Option<String>,
+    /// Whether every rule passed.
+    pub passed: bool,
+    /// One result per rule.
+    pub rules: Vec<RuleResult>,
+    /// Notes (e.g. how dive rules were mapped).
+    pub notes: Vec<String>,
+    /// The Dockerfile the lines refer to.
+    pub dockerfile: Option<String>,
+}
