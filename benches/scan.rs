@@ -46,6 +46,7 @@ fn bench(c: &mut Criterion) {
             for verify in [true, false] {
                 let opts = ScanOptions {
                     verify,
+                    hash_content: true,
                     rules: rules.clone(),
                     max_uncompressed_bytes: None,
                     progress: None,

@@ -80,6 +80,7 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
             },
             scan: ScanOptions {
                 verify: !a.no_verify,
+                hash_content: !a.no_content_hash,
                 rules: rules.clone(),
                 max_uncompressed_bytes: max_uncompressed,
                 progress: None,
@@ -199,6 +200,7 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         dup_min_bytes,
         base_diff_ids,
         source: a.image.clone(),
+        content_hashed: !a.input.no_content_hash,
     };
     let analysis = load_analysis(&a.image, &opts, &report_opts)?;
     let report = analysis.report;
@@ -245,6 +247,7 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
         dup_min_bytes,
         base_diff_ids: None,
         source: source.to_string(),
+        content_hashed: !a.input.no_content_hash,
     };
     let (old, new) = std::thread::scope(|s| {
         let old = s.spawn(|| load_analysis(&a.old, &opts, &report_opts(&a.old)));
@@ -387,6 +390,7 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
         dup_min_bytes,
         base_diff_ids: None,
         source: source.to_string(),
+        content_hashed: !a.input.no_content_hash,
     };
     let mut opts = opts;
     let (image, baseline) = match &a.baseline {

@@ -86,7 +86,7 @@ pub struct CheckArgs {
     /// Budget file [default: mlsize.toml or .mlsize.toml in this directory or a parent].
     #[arg(long, value_name = "FILE")]
     pub budget: Option<String>,
-    /// The previous image, for the growth rules (max_growth_bytes, max_growth_percent, [category_growth]).
+    /// The previous image, for the growth rules (max_growth_bytes, max_growth_percent, category_growth).
     #[arg(long, value_name = "OLD_IMAGE")]
     pub baseline: Option<String>,
     /// Limit on visible bytes (overrides max_visible_bytes), e.g. 3GB.
@@ -95,7 +95,7 @@ pub struct CheckArgs {
     /// Limit on compressed bytes (overrides max_compressed_bytes), e.g. 1.5GB.
     #[arg(long, value_name = "SIZE")]
     pub max_compressed: Option<String>,
-    /// Limit on a category's bytes, e.g. pip-cache=0 (repeatable; overrides [categories]).
+    /// Limit on a category's bytes, e.g. pip-cache=0 (repeatable; overrides the categories table).
     #[arg(long, value_name = "NAME=SIZE")]
     pub max_category: Vec<String>,
     /// Also apply the rules of a dive .dive-ci file (lowestEfficiency, highestWastedBytes, highestUserWastedPercent).
@@ -153,6 +153,9 @@ pub struct InputArgs {
     /// Skip digest verification of blobs and diff_ids (faster; the report says "unverified").
     #[arg(long)]
     pub no_verify: bool,
+    /// Skip hashing file contents: no duplicate groups, no moved files (for timing the hash's cost).
+    #[arg(long, hide_short_help = true)]
+    pub no_content_hash: bool,
     /// Layers read at once [default: number of CPUs].
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,

@@ -389,3 +389,19 @@ fn real_tool_fixtures_match_their_expected_figures() {
         assert_eq!(v["warnings"], serde_json::json!([]), "{f}");
     }
 }
+
+#[test]
+fn no_content_hash_keeps_the_figures_and_drops_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "d.tar", &kitchen_sink().docker_archive());
+    let v = json(&["analyze", &path, "--no-content-hash"]);
+    assert_eq!(u(&v, "/image/visible_bytes"), 143_392);
+    assert_eq!(u(&v, "/image/wasted_bytes"), 12_650);
+    assert_eq!(v["image"]["content_hashed"], Value::Bool(false));
+    assert_eq!(
+        v["duplicates"],
+        serde_json::json!([]),
+        "no hashes, no duplicate claims"
+    );
+    assert_eq!(u(&v, "/image/duplicate_reclaimable_bytes"), 0);
+}

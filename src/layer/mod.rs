@@ -142,6 +142,8 @@ pub struct LayerScan {
 pub struct ScanOptions {
     /// Compute the blob digest and diff_id.
     pub verify: bool,
+    /// Hash every file's content (duplicate groups, moved files, `identical`).
+    pub hash_content: bool,
     /// Classification rules.
     pub rules: Arc<Rules>,
     /// Stop with an error when the uncompressed stream exceeds this many bytes.
@@ -501,7 +503,9 @@ fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, Str
                 if n == 0 {
                     break;
                 }
-                hasher.update(&buf[..n]);
+                if opts.hash_content {
+                    hasher.update(&buf[..n]);
+                }
                 if let Some(c) = &mut captured
                     && (c.len() as u64) < MAX_CAPTURE_BYTES
                 {
@@ -520,7 +524,9 @@ fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, Str
                 ));
             }
             let mut hash = [0u8; 16];
-            hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+            if opts.hash_content {
+                hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+            }
             let category = opts.rules.classify(&path);
             entries.push(LayerEntry {
                 path: path.into_boxed_str(),

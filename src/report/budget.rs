@@ -1,4 +1,4 @@
-//! Budgets: `mlsize.toml` (or flags) + a [`Report`] (and a baseline) →
+//! Budgets: `mlsize.toml` (or flags) + a [`Report`](super::Report) (and a baseline) →
 //! one [`RuleResult`] per rule, PASS or FAIL, with the instructions, files and
 //! fix responsible for each failure.
 

@@ -275,7 +275,12 @@ pub fn diff(old: &Analysis, new: &Analysis, top: usize) -> Diff {
             .map(|l| n.layers[l].tar_bytes)
             .sum(),
     };
-    let files = diff_files(old, new, top);
+    let files = diff_files(
+        old,
+        new,
+        top,
+        o.image.content_hashed && n.image.content_hashed,
+    );
     let packages = Packages {
         python: diff_packages(&python_packages(old), &python_packages(new)),
         debian: diff_packages(&debian_packages(old), &debian_packages(new)),
@@ -470,7 +475,7 @@ fn sort_and_cut(v: &mut Vec<FileChange>, top: usize) -> usize {
     n
 }
 
-fn diff_files(old: &Analysis, new: &Analysis, top: usize) -> FileChanges {
+fn diff_files(old: &Analysis, new: &Analysis, top: usize, hashed: bool) -> FileChanges {
     let of = visible_files(old);
     let nf = visible_files(new);
     let mut added = Vec::new();
@@ -504,7 +509,7 @@ fn diff_files(old: &Analysis, new: &Analysis, top: usize) -> FileChanges {
     for (p, f) in &added {
         let m = by_content.get_mut(&(f.bytes, f.hash)).and_then(|v| v.pop());
         match m {
-            Some(k) if f.bytes > 0 => {
+            Some(k) if f.bytes > 0 && hashed => {
                 moved_from[k] = true;
                 moved.push(change(p, Some(removed[k].0), f.bytes, f.bytes, f.layer));
             }

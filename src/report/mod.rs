@@ -28,6 +28,8 @@ pub struct ReportOptions {
     pub base_diff_ids: Option<Vec<String>>,
     /// Host name of the input.
     pub source: String,
+    /// Whether file contents were hashed (`--no-content-hash` clears it).
+    pub content_hashed: bool,
 }
 
 /// The whole analysis of one image.
@@ -70,6 +72,8 @@ pub struct ImageTotals {
     pub source: String,
     /// Whether blob digests and diff_ids were verified (`--no-verify` clears it).
     pub verified: bool,
+    /// Whether file contents were hashed; without it there are no duplicate groups.
+    pub content_hashed: bool,
     /// Number of layers.
     pub layer_count: usize,
     /// Sum of the layer blobs as stored.
@@ -357,8 +361,17 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         })
         .collect();
 
-    let duplicates = find_duplicates(&visible, opts.dup_min_bytes);
-    let cuda_duplicates = find_cuda_duplicates(&visible, rules);
+    let duplicates = if opts.content_hashed {
+        find_duplicates(&visible, opts.dup_min_bytes)
+    } else {
+        Vec::new()
+    };
+    let mut cuda_duplicates = find_cuda_duplicates(&visible, rules);
+    if !opts.content_hashed {
+        for c in cuda_duplicates.iter_mut().flat_map(|f| f.copies.iter_mut()) {
+            c.identical = false;
+        }
+    }
 
     let content_bytes: u64 = layers.iter().map(|l| l.content_bytes).sum();
     let wasted_bytes: u64 = layers.iter().map(|l| l.wasted_bytes).sum();
@@ -372,6 +385,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         format: meta.format.clone(),
         source: opts.source.clone(),
         verified,
+        content_hashed: opts.content_hashed,
         layer_count: n,
         compressed_bytes: layers.iter().map(|l| l.compressed_bytes).sum(),
         tar_bytes: layers.iter().map(|l| l.tar_bytes).sum(),
