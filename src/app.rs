@@ -139,6 +139,42 @@ pub fn load_meta(input: &str, opts: &InputOptions) -> Result<ImageMeta> {
     Ok(loaded.meta)
 }
 
+/// Report options shared by every command.
+fn report_options(i: &InputArgs, o: &OutputArgs, source: &str) -> Result<ReportOptions> {
+    let dup_min_bytes =
+        parse_size(&i.dup_min_bytes).map_err(|e| Error::Usage(format!("--dup-min-bytes: {e}")))?;
+    Ok(ReportOptions {
+        top: o.top,
+        dup_min_bytes,
+        base_diff_ids: None,
+        source: source.to_string(),
+        content_hashed: !i.no_content_hash,
+    })
+}
+
+/// Reads two images at once, sharing the scans of layers both contain.
+fn load_pair(
+    old: &str,
+    new: &str,
+    opts: &mut InputOptions,
+    i: &InputArgs,
+    o: &OutputArgs,
+) -> Result<(Analysis, Analysis)> {
+    opts.progress = false;
+    opts.load.cache = Some(Arc::new(ScanCache::default()));
+    let (old_ro, new_ro) = (report_options(i, o, old)?, report_options(i, o, new)?);
+    let opts = &*opts;
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| load_analysis(old, opts, &old_ro));
+        let b = load_analysis(new, opts, &new_ro);
+        let a = a
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader of '{old}' panicked")));
+        (a, b)
+    });
+    Ok((a?, b?))
+}
+
 fn render_options(o: &OutputArgs) -> RenderOptions {
     RenderOptions {
         si: o.si,
@@ -183,8 +219,6 @@ pub fn print_warnings(warnings: &[String], quiet: bool) {
 
 fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
     let opts = input_options(&a.input, a.output.quiet)?;
-    let dup_min_bytes =
-        parse_size(&a.dup_min_bytes).map_err(|e| Error::Usage(format!("--dup-min-bytes: {e}")))?;
     let base_diff_ids = match &a.base {
         Some(b) => {
             let mut base_opts = input_options(&a.input, true)?;
@@ -195,13 +229,8 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let report_opts = ReportOptions {
-        top: a.output.top,
-        dup_min_bytes,
-        base_diff_ids,
-        source: a.image.clone(),
-        content_hashed: !a.input.no_content_hash,
-    };
+    let mut report_opts = report_options(&a.input, &a.output, &a.image)?;
+    report_opts.base_diff_ids = base_diff_ids;
     let analysis = load_analysis(&a.image, &opts, &report_opts)?;
     let report = analysis.report;
     print_warnings(&report.warnings, a.output.quiet);
@@ -234,31 +263,10 @@ pub fn parse_growth_limit(s: &str, base: u64) -> Result<u64, Error> {
 
 fn run_diff(a: DiffArgs) -> Result<ExitCode> {
     let mut opts = input_options(&a.input, a.output.quiet)?;
-    opts.progress = false;
-    // Layers both images share are read once.
-    opts.load.cache = Some(Arc::new(ScanCache::default()));
-    let dup_min_bytes =
-        parse_size(&a.dup_min_bytes).map_err(|e| Error::Usage(format!("--dup-min-bytes: {e}")))?;
     if let Some(f) = &a.fail_over {
         parse_growth_limit(f, 0)?;
     }
-    let report_opts = |source: &str| ReportOptions {
-        top: a.output.top,
-        dup_min_bytes,
-        base_diff_ids: None,
-        source: source.to_string(),
-        content_hashed: !a.input.no_content_hash,
-    };
-    let (old, new) = std::thread::scope(|s| {
-        let old = s.spawn(|| load_analysis(&a.old, &opts, &report_opts(&a.old)));
-        let new = load_analysis(&a.new, &opts, &report_opts(&a.new));
-        let old = old
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader of '{}' panicked", a.old)));
-        (old, new)
-    });
-    let old = old?;
-    let new = new?;
+    let (old, new) = load_pair(&a.old, &a.new, &mut opts, &a.input, &a.output)?;
     let mut warnings: Vec<String> = old
         .report
         .warnings
@@ -326,9 +334,7 @@ fn read_text(path: &str) -> Result<String> {
 }
 
 fn run_check(a: CheckArgs) -> Result<ExitCode> {
-    let opts = input_options(&a.input, a.output.quiet)?;
-    let dup_min_bytes =
-        parse_size(&a.dup_min_bytes).map_err(|e| Error::Usage(format!("--dup-min-bytes: {e}")))?;
+    let mut opts = input_options(&a.input, a.output.quiet)?;
     // The budget: the file, then the dive rules, then the flags (which win).
     let budget_file = match &a.budget {
         Some(b) => Some(b.clone()),
@@ -385,31 +391,13 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
         Some(p) => Some(crate::history::dockerfile::parse(&read_text(p)?)),
         None => None,
     };
-    let report_opts = |source: &str| ReportOptions {
-        top: a.output.top,
-        dup_min_bytes,
-        base_diff_ids: None,
-        source: source.to_string(),
-        content_hashed: !a.input.no_content_hash,
-    };
-    let mut opts = opts;
     let (image, baseline) = match &a.baseline {
-        None => (
-            load_analysis(&a.image, &opts, &report_opts(&a.image))?,
-            None,
-        ),
+        None => {
+            let ro = report_options(&a.input, &a.output, &a.image)?;
+            (load_analysis(&a.image, &opts, &ro)?, None)
+        }
         Some(b) => {
-            opts.progress = false;
-            opts.load.cache = Some(Arc::new(ScanCache::default()));
-            let (new, old) = std::thread::scope(|s| {
-                let old = s.spawn(|| load_analysis(b, &opts, &report_opts(b)));
-                let new = load_analysis(&a.image, &opts, &report_opts(&a.image));
-                let old = old
-                    .join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader of '{b}' panicked")));
-                (new, old)
-            });
-            let (new, old) = (new?, old?);
+            let (old, new) = load_pair(b, &a.image, &mut opts, &a.input, &a.output)?;
             let d = crate::report::diff::diff(&old, &new, a.output.top);
             (new, Some(d))
         }

@@ -37,9 +37,6 @@ pub struct AnalyzeArgs {
     /// Label the layers shared with this base image and report "base" vs "your layers".
     #[arg(long, value_name = "BASE")]
     pub base: Option<String>,
-    /// Smallest file size for duplicate groups (e.g. 64KiB, 1MB).
-    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
-    pub dup_min_bytes: String,
     /// How the image is read.
     #[command(flatten, next_help_heading = "Input")]
     pub input: InputArgs,
@@ -64,9 +61,6 @@ pub struct DiffArgs {
     /// Apply --fail-over to compressed bytes instead of visible bytes.
     #[arg(long)]
     pub compressed: bool,
-    /// Smallest file size for duplicate groups (e.g. 64KiB, 1MB).
-    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
-    pub dup_min_bytes: String,
     /// How the images are read.
     #[command(flatten, next_help_heading = "Input")]
     pub input: InputArgs,
@@ -104,9 +98,6 @@ pub struct CheckArgs {
     /// Dockerfile whose lines the github format annotates.
     #[arg(long, value_name = "PATH")]
     pub dockerfile: Option<String>,
-    /// Smallest file size for duplicate groups (e.g. 64KiB, 1MB).
-    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
-    pub dup_min_bytes: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = CheckFormat::Table, help_heading = "Output")]
     pub format: CheckFormat,
@@ -165,6 +156,9 @@ pub struct InputArgs {
     /// TOML file of category rules that add to or override the built-in ones.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<String>,
+    /// Smallest file size for duplicate groups (e.g. 64KiB, 1MB).
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    pub dup_min_bytes: String,
 }
 
 /// How results are printed.

@@ -26,6 +26,37 @@ fn instr_text(i: &crate::report::diff::InstructionDelta) -> String {
     }
 }
 
+/// All file changes, largest first.
+fn file_rows(f: &crate::report::diff::FileChanges) -> Vec<(&'static str, &FileChange)> {
+    let mut rows: Vec<(&'static str, &FileChange)> = Vec::new();
+    for (k, v) in [
+        ("added", &f.added),
+        ("removed", &f.removed),
+        ("grown", &f.grown),
+        ("shrunk", &f.shrunk),
+        ("moved", &f.moved),
+    ] {
+        rows.extend(v.iter().map(|c| (k, c)));
+    }
+    rows.sort_by(|a, b| {
+        b.1.delta
+            .unsigned_abs()
+            .cmp(&a.1.delta.unsigned_abs())
+            .then_with(|| a.1.path.cmp(&b.1.path))
+    });
+    rows
+}
+
+/// Python then Debian package changes.
+fn package_rows(d: &Diff) -> Vec<(&'static str, &crate::report::diff::PackageChange)> {
+    let p = &d.packages;
+    p.python
+        .iter()
+        .map(|x| ("python", x))
+        .chain(p.debian.iter().map(|x| ("debian", x)))
+        .collect()
+}
+
 fn layer_no(i: Option<usize>) -> String {
     i.map(|l| (l + 1).to_string()).unwrap_or_else(|| "-".into())
 }
@@ -123,13 +154,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
         writeln!(out, "{t}")?;
     }
 
-    let pk: Vec<(&str, &crate::report::diff::PackageChange)> = d
-        .packages
-        .python
-        .iter()
-        .map(|p| ("python", p))
-        .chain(d.packages.debian.iter().map(|p| ("debian", p)))
-        .collect();
+    let pk = package_rows(d);
     if !pk.is_empty() {
         writeln!(out, "\nPackages")?;
         let mut t = new_table(
@@ -151,22 +176,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
     }
 
     let f = &d.files;
-    let mut rows: Vec<(&str, &FileChange)> = Vec::new();
-    for (k, v) in [
-        ("added", &f.added),
-        ("removed", &f.removed),
-        ("grown", &f.grown),
-        ("shrunk", &f.shrunk),
-        ("moved", &f.moved),
-    ] {
-        rows.extend(v.iter().map(|c| (k, c)));
-    }
-    rows.sort_by(|a, b| {
-        b.1.delta
-            .unsigned_abs()
-            .cmp(&a.1.delta.unsigned_abs())
-            .then_with(|| a.1.path.cmp(&b.1.path))
-    });
+    let rows = file_rows(f);
     if !rows.is_empty() {
         let counts: Vec<String> = f
             .counts
@@ -287,13 +297,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
         }
         writeln!(out)?;
     }
-    let pk: Vec<_> = d
-        .packages
-        .python
-        .iter()
-        .map(|p| ("python", p))
-        .chain(d.packages.debian.iter().map(|p| ("debian", p)))
-        .collect();
+    let pk = package_rows(d);
     if !pk.is_empty() {
         writeln!(
             out,
@@ -313,22 +317,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
         writeln!(out)?;
     }
     let f = &d.files;
-    let mut rows: Vec<(&str, &FileChange)> = Vec::new();
-    for (k, v) in [
-        ("added", &f.added),
-        ("removed", &f.removed),
-        ("grown", &f.grown),
-        ("shrunk", &f.shrunk),
-        ("moved", &f.moved),
-    ] {
-        rows.extend(v.iter().map(|c| (k, c)));
-    }
-    rows.sort_by(|a, b| {
-        b.1.delta
-            .unsigned_abs()
-            .cmp(&a.1.delta.unsigned_abs())
-            .then_with(|| a.1.path.cmp(&b.1.path))
-    });
+    let rows = file_rows(f);
     if !rows.is_empty() {
         writeln!(out, "| file | change | bytes |\n|---|---|---:|")?;
         for (k, c) in rows.iter().take(o.top) {

@@ -338,6 +338,23 @@ pub struct RuleResult {
     pub fix: Option<String>,
 }
 
+impl RuleResult {
+    fn new(rule: String, unit: &'static str, actual: f64, limit: &Limit) -> RuleResult {
+        RuleResult {
+            rule,
+            passed: actual <= limit.value,
+            unit,
+            actual,
+            limit: limit.value,
+            limit_text: limit.text.clone(),
+            origin: limit.origin.clone(),
+            instructions: Vec::new(),
+            top_files: Vec::new(),
+            fix: None,
+        }
+    }
+}
+
 fn culprits(a: &Analysis, per_layer: Vec<(usize, u64)>) -> Vec<Culprit> {
     let mut v: Vec<Culprit> = per_layer
         .into_iter()
@@ -433,20 +450,8 @@ pub fn check(
             }
             _ => continue,
         };
-        let passed = actual <= limit.value;
-        let mut res = RuleResult {
-            rule: key.to_string(),
-            passed,
-            unit,
-            actual,
-            limit: limit.value,
-            limit_text: limit.text.clone(),
-            origin: limit.origin.clone(),
-            instructions: Vec::new(),
-            top_files: Vec::new(),
-            fix: None,
-        };
-        if !passed {
+        let mut res = RuleResult::new(key.to_string(), unit, actual, limit);
+        if !res.passed {
             match *key {
                 "max_wasted_bytes" | "max_wasted_percent" => {
                     res.instructions = culprits(a, layers_by(&|l| l.wasted_bytes));
@@ -538,20 +543,8 @@ pub fn check(
             .iter()
             .find(|c| c.name == *name)
             .map_or(0, |c| c.content_bytes);
-        let passed = actual as f64 <= limit.value;
-        let mut res = RuleResult {
-            rule: format!("categories.{name}"),
-            passed,
-            unit: "bytes",
-            actual: actual as f64,
-            limit: limit.value,
-            limit_text: limit.text.clone(),
-            origin: limit.origin.clone(),
-            instructions: Vec::new(),
-            top_files: Vec::new(),
-            fix: None,
-        };
-        if !passed {
+        let mut res = RuleResult::new(format!("categories.{name}"), "bytes", actual as f64, limit);
+        if !res.passed {
             res.instructions = culprits(
                 a,
                 layers_by(&|l| l.categories.get(name).copied().unwrap_or(0)),
@@ -579,20 +572,15 @@ pub fn check(
                 .iter()
                 .find(|c| c.name == *name)
                 .map_or(0, |c| c.delta);
-            let passed = delta as f64 <= limit.value;
-            let mut res = RuleResult {
-                rule: format!("category_growth.{name}"),
-                passed,
-                unit: "bytes",
-                actual: delta as f64,
-                limit: limit.value,
-                limit_text: limit.text.clone(),
-                origin: limit.origin.clone(),
-                instructions: Vec::new(),
-                top_files: Vec::new(),
-                fix: None,
-            };
-            if !passed && let Some(ci) = rules.index_of(name) {
+            let mut res = RuleResult::new(
+                format!("category_growth.{name}"),
+                "bytes",
+                delta as f64,
+                limit,
+            );
+            if !res.passed
+                && let Some(ci) = rules.index_of(name)
+            {
                 res.instructions = culprits(
                     a,
                     layers_by(&|l| l.categories.get(name).copied().unwrap_or(0)),

@@ -152,15 +152,9 @@ struct DockerEntry {
 /// The parts of an image config mlsize uses (OCI and Docker alike).
 #[derive(Debug, Clone, Deserialize, Default)]
 pub struct ImageConfig {
-    /// CPU architecture.
-    #[serde(default)]
-    pub architecture: String,
-    /// Operating system.
-    #[serde(default)]
-    pub os: String,
-    /// CPU variant.
-    #[serde(default)]
-    pub variant: Option<String>,
+    /// `architecture`, `os` and `variant`.
+    #[serde(flatten)]
+    pub platform: Platform,
     /// Root filesystem: the layers' diff_ids.
     #[serde(default)]
     pub rootfs: RootFs,
@@ -527,11 +521,7 @@ fn resolve_docker(
         });
     }
     check_diff_id_count(&origin, &config, layers.len())?;
-    let platform = Platform {
-        os: config.os.clone(),
-        architecture: config.architecture.clone(),
-        variant: config.variant.clone(),
-    };
+    let platform = config.platform.clone();
     if let Some(want) = &sel.platform
         && !platform.matches(want)
     {
@@ -645,11 +635,7 @@ fn resolve_oci(
             Some(p) if !p.os.is_empty() => loaded.push((c, p, None)),
             _ => {
                 let (m, cfg) = load_manifest(store, &c.desc, sel.verify)?;
-                let p = Platform {
-                    os: cfg.os.clone(),
-                    architecture: cfg.architecture.clone(),
-                    variant: cfg.variant.clone(),
-                };
+                let p = cfg.platform.clone();
                 loaded.push((c, p, Some((m, cfg))));
             }
         }
