@@ -249,9 +249,28 @@ fn set_link(h: &mut tar::Header, target: &[u8]) {
 
 fn append_named(b: &mut tar::Builder<Vec<u8>>, h: &mut tar::Header, path: &[u8], data: &[u8]) {
     use std::os::unix::ffi::OsStrExt;
-    // `append_data` writes GNU long-name records for paths over 100 bytes.
-    b.append_data(h, std::ffi::OsStr::from_bytes(path), data)
-        .unwrap();
+    // `append_data` writes GNU long-name records for paths over 100 bytes; it
+    // refuses `..` and absolute names, which hostile-input tests need, so
+    // those are written by hand.
+    if b.append_data(h, std::ffi::OsStr::from_bytes(path), data)
+        .is_ok()
+    {
+        return;
+    }
+    if path.len() >= 100 {
+        let mut l = header(tar::EntryType::GNULongName, 0o644, path.len() as u64 + 1);
+        l.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        l.set_cksum();
+        let mut name = path.to_vec();
+        name.push(0);
+        b.append(&l, name.as_slice()).unwrap();
+    }
+    let name = &mut h.as_old_mut().name;
+    name.fill(0);
+    let n = path.len().min(100);
+    name[..n].copy_from_slice(&path[..n]);
+    h.set_cksum();
+    b.append(h, data).unwrap();
 }
 
 /// Compresses bytes as a layer blob would be.

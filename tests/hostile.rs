@@ -1,0 +1,126 @@
+//! Hostile and odd layer contents: counted correctly, warned about, never a
+//! panic, never a host filesystem access.
+
+mod support;
+
+use mlsize::testutil::ImageBuilder;
+use serde_json::Value;
+use support::*;
+
+fn analyze(img: &ImageBuilder) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "i.tar", &img.oci_archive());
+    json(&["analyze", &p])
+}
+
+fn warnings(v: &Value) -> Vec<String> {
+    v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn escaping_names_are_clamped_to_the_root_and_warned() {
+    let img = ImageBuilder::new().layer("ADD x /", |l| {
+        l.file_raw_name(b"../../etc/passwd", 10)
+            .file_raw_name(b"/abs/file", 20)
+            .file_raw_name(b"a/../../b", 30)
+            .file_raw_name(b"./c/./d//e", 40)
+    });
+    let v = analyze(&img);
+    let paths: Vec<&str> = v["top_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/c/d/e", "/b", "/abs/file", "/etc/passwd"]);
+    assert_eq!(u(&v, "/image/visible_bytes"), 100);
+    let w = warnings(&v);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("'../../etc/passwd'") && w.contains("'/etc/passwd'")),
+        "{w:?}"
+    );
+    assert!(w.iter().any(|w| w.contains("'a/../../b'")), "{w:?}");
+}
+
+#[test]
+fn hard_link_chains_loops_and_dangling_links() {
+    let img = ImageBuilder::new()
+        .layer("ADD x /", |l| {
+            l.file("/a", 100)
+                .hardlink("/b", "/a")
+                .hardlink("/c", "/b")
+                .hardlink("/self", "/self")
+                .hardlink("/dangling", "/nowhere")
+                .symlink("/loop1", "/loop2")
+                .symlink("/loop2", "/loop1")
+        })
+        .layer("RUN rm /a /b", |l| {
+            l.whiteout("/a").whiteout("/b").whiteout("/loop1/x")
+        });
+    let v = analyze(&img);
+    assert_eq!(u(&v, "/image/visible_bytes"), 100, "/c keeps the content");
+    assert_eq!(u(&v, "/image/wasted_bytes"), 0);
+    assert_eq!(v["top_files"][0]["path"], "/c");
+    let w = warnings(&v);
+    assert!(w.iter().any(|w| w.contains("'/self'")), "{w:?}");
+    assert!(w.iter().any(|w| w.contains("'/dangling'")), "{w:?}");
+    assert!(
+        w.iter().any(|w| w.contains("'/loop1/x'")),
+        "whiteouts never follow symlinks: {w:?}"
+    );
+}
+
+#[test]
+fn very_deep_and_very_long_paths() {
+    let deep = "d/".repeat(4096) + "leaf";
+    let long_name = "n".repeat(300);
+    let img = ImageBuilder::new().layer("ADD x /", |l| {
+        l.file_raw_name(deep.as_bytes(), 7)
+            .file(&format!("/x/{long_name}"), 9)
+    });
+    let v = analyze(&img);
+    assert_eq!(u(&v, "/image/visible_bytes"), 16);
+    assert_eq!(u(&v, "/image/files"), 2);
+    let top = v["top_files"][0]["path"].as_str().unwrap();
+    assert_eq!(top, format!("/x/{long_name}"));
+}
+
+#[test]
+fn devices_fifos_and_opaque_first_layer_add_nothing() {
+    let img = ImageBuilder::new()
+        .layer("ADD x /", |l| {
+            l.opaque("/etc").fifo("/run/fifo").file("/etc/a", 5)
+        })
+        .layer("RUN x", |l| {
+            l.whiteout("/never/existed")
+                .dir("/etc")
+                .opaque("/etc")
+                .file("/etc/b", 6)
+        });
+    let v = analyze(&img);
+    assert_eq!(u(&v, "/image/content_bytes"), 11);
+    assert_eq!(u(&v, "/image/visible_bytes"), 6);
+    assert_eq!(u(&v, "/layers/0/wasted_bytes"), 5);
+    assert_eq!(u(&v, "/image/files"), 2, "FIFOs are not files");
+}
+
+#[test]
+fn directory_replaced_by_file_and_back_twice_in_one_layer() {
+    let img = ImageBuilder::new().layer("ADD x /", |l| {
+        l.file("/p/q", 10)
+            .file("/p", 20)
+            .dir("/p")
+            .file("/p/r", 30)
+            .file("/p/r", 31)
+    });
+    let v = analyze(&img);
+    assert_eq!(u(&v, "/image/content_bytes"), 91);
+    assert_eq!(u(&v, "/image/visible_bytes"), 31);
+    assert_eq!(u(&v, "/layers/0/wasted_bytes"), 60);
+}
