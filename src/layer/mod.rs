@@ -8,6 +8,7 @@
 //! two bounded channels, so memory stays constant whatever the layer's size.
 
 pub mod path;
+pub mod tar;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
@@ -375,19 +376,21 @@ struct ChunkReader {
     hasher: Option<Sha256>,
 }
 
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl ChunkReader {
+    /// Moves to the next chunk when the current one is used up; false at the end.
+    fn refill(&mut self) -> io::Result<bool> {
         while self.pos >= self.cur.len() {
             let next = match self.rx.recv() {
                 Ok(chunk) => chunk?,
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(false),
             };
             let old = std::mem::replace(&mut self.cur, next);
             let _ = self.free.try_send(old);
             self.pos = 0;
             if self.cur.is_empty() {
-                return Ok(0);
+                return Ok(false);
             }
+            // The diff_id covers every byte of the tar stream, read once here.
             if let Some(h) = &mut self.hasher {
                 h.update(&self.cur);
             }
@@ -400,10 +403,34 @@ impl Read for ChunkReader {
                 )));
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(true)
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let avail = self.fill_buf()?;
+            let n = buf.len().min(avail.len());
+            buf[..n].copy_from_slice(&avail[..n]);
+            n
+        };
+        self.consume(n);
         Ok(n)
+    }
+}
+
+/// The tar parser reads straight out of the decoder's chunks: no copy.
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if !self.refill()? {
+            return Ok(&[]);
+        }
+        Ok(&self.cur[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.cur.len());
     }
 }
 
@@ -416,131 +443,100 @@ fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, Str
     }
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    {
-        let mut archive = tar::Archive::new(&mut *reader);
-        let iter = archive.entries().map_err(|e| format!("tar: {e}"))?;
-        for entry in iter {
-            let mut entry = entry.map_err(|e| format!("tar: {e}"))?;
-            let header_type = entry.header().entry_type();
-            if header_type.is_pax_global_extensions() {
-                continue;
-            }
-            let raw_path = entry.path_bytes().into_owned();
-            let (path, flags) = path::normalize(&raw_path);
-            if flags.escapes_root || flags.has_dotdot {
-                warnings.push(format!(
-                    "entry '{}' has '..' components; counted as '{path}'",
-                    String::from_utf8_lossy(&raw_path)
-                ));
-            }
-            if flags.non_utf8 {
-                warnings.push(format!("entry name is not UTF-8; shown as '{path}'"));
-            }
-            let (parent, name) = path::split_parent(&path);
-            if let Some(rest) = name.strip_prefix(".wh.") {
-                if rest == ".wh..opq" {
-                    entries.push(meta_entry(parent, EntryKind::Opaque));
-                } else if rest.starts_with(".wh.") {
-                    // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content.
-                } else if rest.is_empty() {
-                    warnings.push(format!("ignored a whiteout with no name at '{path}'"));
-                } else {
-                    let target = if parent == "/" {
-                        format!("/{rest}")
-                    } else {
-                        format!("{parent}/{rest}")
-                    };
-                    entries.push(meta_entry(&target, EntryKind::Whiteout));
-                }
-                continue;
-            }
-            use tar::EntryType as T;
-            let kind = match header_type {
-                T::Regular | T::Continuous | T::GNUSparse => EntryKind::File,
-                T::Directory => EntryKind::Dir,
-                T::Symlink => EntryKind::Symlink,
-                T::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| path::normalize(&t).0)
-                        .unwrap_or_default();
-                    EntryKind::HardLink(target.into_boxed_str())
-                }
-                T::Char | T::Block | T::Fifo => EntryKind::Other,
-                other => {
-                    if other.as_byte().is_ascii_digit() || other.as_byte() == 0 {
-                        // Reserved/unknown digits: POSIX says treat as regular file.
-                        EntryKind::File
-                    } else {
-                        warnings.push(format!(
-                            "entry '{path}' has unknown type '{}'; not counted",
-                            other.as_byte().escape_ascii()
-                        ));
-                        EntryKind::Other
-                    }
-                }
-            };
-            if kind != EntryKind::File {
-                entries.push(meta_entry(&path, kind));
-                continue;
-            }
-            if header_type == T::GNUSparse {
-                warnings.push(format!(
-                    "'{path}' is a GNU sparse file: counted at its apparent size"
-                ));
-            }
-            let mut hasher = blake3::Hasher::new();
-            let mut bytes = 0u64;
-            let mut captured: Option<Vec<u8>> =
-                (entry.size() <= MAX_CAPTURE_BYTES && is_package_db(&path)).then(Vec::new);
-            loop {
-                let n = match entry.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(read_error(&path, e)),
-                };
-                if n == 0 {
-                    break;
-                }
-                if opts.hash_content {
-                    hasher.update(&buf[..n]);
-                }
-                if let Some(c) = &mut captured
-                    && (c.len() as u64) < MAX_CAPTURE_BYTES
-                {
-                    c.extend_from_slice(&buf[..n]);
-                }
-                bytes += n as u64;
-            }
-            let declared = if header_type == T::GNUSparse {
-                entry.header().size().unwrap_or(bytes)
-            } else {
-                entry.size()
-            };
-            if bytes < declared {
-                return Err(format!(
-                    "layer truncated inside '{path}' ({bytes} of {declared} bytes)"
-                ));
-            }
-            let mut hash = [0u8; 16];
-            if opts.hash_content {
-                hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-            }
-            let category = opts.rules.classify(&path);
-            entries.push(LayerEntry {
-                path: path.into_boxed_str(),
-                kind,
-                bytes,
-                hash,
-                category,
-                data: captured.map(Vec::into_boxed_slice),
-            });
+    let mut stream = tar::TarStream::new(&mut *reader, tar::Limits::default());
+    while let Some(h) = stream.next_header().map_err(tar_error)? {
+        let (path, flags) = path::normalize(&h.path);
+        if flags.escapes_root || flags.has_dotdot {
+            warnings.push(format!(
+                "entry '{}' has '..' components; counted as '{path}'",
+                String::from_utf8_lossy(&h.path)
+            ));
         }
+        if flags.non_utf8 {
+            warnings.push(format!("entry name is not UTF-8; shown as '{path}'"));
+        }
+        let (parent, name) = path::split_parent(&path);
+        if let Some(rest) = name.strip_prefix(".wh.") {
+            if rest == ".wh..opq" {
+                entries.push(meta_entry(parent, EntryKind::Opaque));
+            } else if rest.starts_with(".wh.") {
+                // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not content.
+            } else if rest.is_empty() {
+                warnings.push(format!("ignored a whiteout with no name at '{path}'"));
+            } else {
+                let target = if parent == "/" {
+                    format!("/{rest}")
+                } else {
+                    format!("{parent}/{rest}")
+                };
+                entries.push(meta_entry(&target, EntryKind::Whiteout));
+            }
+            continue;
+        }
+        let kind = match h.kind {
+            tar::Kind::File => EntryKind::File,
+            tar::Kind::Dir => EntryKind::Dir,
+            tar::Kind::Symlink => EntryKind::Symlink,
+            tar::Kind::HardLink => EntryKind::HardLink(path::normalize(&h.link).0.into_boxed_str()),
+            tar::Kind::Char | tar::Kind::Block | tar::Kind::Fifo => EntryKind::Other,
+            tar::Kind::Other(t) => {
+                warnings.push(format!(
+                    "entry '{path}' has unknown type '{}'; not counted",
+                    t.escape_ascii()
+                ));
+                EntryKind::Other
+            }
+        };
+        if kind != EntryKind::File {
+            entries.push(meta_entry(&path, kind));
+            continue;
+        }
+        if h.sparse {
+            warnings.push(format!(
+                "'{path}' is a sparse file: counted at its apparent size ({} bytes; {} stored)",
+                h.apparent_size, h.size
+            ));
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut captured: Option<Vec<u8>> =
+            (h.size <= MAX_CAPTURE_BYTES && is_package_db(&path)).then(Vec::new);
+        let hash_content = opts.hash_content;
+        stream
+            .read_data(|chunk| {
+                if hash_content {
+                    hasher.update(chunk);
+                }
+                if let Some(c) = &mut captured {
+                    c.extend_from_slice(chunk);
+                }
+            })
+            .map_err(|e| read_error(&path, e))?;
+        let mut hash = [0u8; 16];
+        if hash_content {
+            hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        }
+        let category = opts.rules.classify(&path);
+        entries.push(LayerEntry {
+            path: path.into_boxed_str(),
+            kind,
+            bytes: h.apparent_size,
+            hash,
+            category,
+            data: captured.map(Vec::into_boxed_slice),
+        });
     }
+    drop(stream);
     // The end-of-archive blocks and padding belong to the diff_id too.
     io::copy(reader, &mut io::sink()).map_err(|e| e.to_string())?;
     Ok((entries, warnings))
+}
+
+fn tar_error(e: io::Error) -> String {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        format!("layer truncated: {e}")
+    } else {
+        format!("tar: {e}")
+    }
 }
 
 fn read_error(path: &str, e: io::Error) -> String {

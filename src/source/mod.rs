@@ -76,13 +76,16 @@ pub trait ImageSource {
     fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage>;
 }
 
+/// An image archive read once from any stream (plain, gzip or zstd tar);
+/// `name` names it in messages.
+pub fn open_reader(name: &str, reader: Box<dyn Read + Send>) -> Box<dyn ImageSource> {
+    Box::new(stream::StreamSource::new(name.to_string(), reader))
+}
+
 /// Opens `input` (`-` for standard input) as an image source, detecting its format.
 pub fn open(input: &str) -> Result<Box<dyn ImageSource>> {
     if input == "-" {
-        return Ok(Box::new(stream::StreamSource::new(
-            "-".to_string(),
-            Box::new(io::stdin()),
-        )));
+        return Ok(open_reader("-", Box::new(io::stdin())));
     }
     let path = PathBuf::from(input);
     let md = std::fs::metadata(&path).map_err(|e| Error::io(input, e))?;

@@ -12,11 +12,12 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read};
 use std::thread::ScopedJoinHandle;
 
-use crossbeam_channel::{Receiver, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::meta::{self, MAX_DOC_BYTES, Store};
 use super::{ImageSource, LoadOptions, LoadedImage, layer_error, verify_layers};
 use crate::error::{Error, Result};
+use crate::layer::tar::{Kind, Limits, TarStream};
 use crate::layer::{Compression, LayerScan, scan_layer};
 
 const CHUNK: usize = 64 * 1024;
@@ -204,7 +205,7 @@ type ScanResults = HashMap<String, Result<LayerScan, String>>;
 
 /// The sequential pass: keeps JSON, scans blobs in workers, at most
 /// `threads` blobs in flight.
-fn pass<R: Read + Send>(
+fn pass<R: BufRead + Send>(
     origin: &str,
     reader: R,
     opts: &LoadOptions,
@@ -218,7 +219,8 @@ fn pass<R: Read + Send>(
     };
     let mut results: ScanResults = HashMap::new();
     let max_workers = opts.threads.max(1);
-    let mut archive = tar::Archive::new(reader);
+    let mut doc_bytes = 0u64;
+    let mut stream = TarStream::new(reader, Limits::default());
     std::thread::scope(|s| -> Result<()> {
         let mut workers: VecDeque<(String, ScopedJoinHandle<'_, Result<LayerScan, String>>)> =
             VecDeque::new();
@@ -232,102 +234,123 @@ fn pass<R: Read + Send>(
                     results.insert(name, r);
                 }
             };
-        let entries = archive
-            .entries()
-            .map_err(|e| outer_error(origin, e, "at its start"))?;
-        for entry in entries {
-            let mut entry =
-                entry.map_err(|e| outer_error(origin, e, "while reading its headers"))?;
-            let name = meta::normalize_member(&String::from_utf8_lossy(&entry.path_bytes()));
-            let kind = entry.header().entry_type();
-            if kind.is_symlink() || kind.is_hard_link() {
-                let target = String::from_utf8_lossy(&entry.link_name_bytes().unwrap_or_default())
-                    .to_string();
-                let resolved = if kind.is_symlink() && !target.starts_with('/') {
-                    let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
-                    meta::normalize_member(&format!("{dir}/{target}"))
-                } else {
-                    meta::normalize_member(&target)
-                };
-                store.order.push(name.clone());
-                store.links.insert(name, resolved);
-                continue;
-            }
-            if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-                continue;
+        while let Some(h) = stream
+            .next_header()
+            .map_err(|e| outer_error(origin, e, "while reading its headers"))?
+        {
+            let name = meta::normalize_member(&String::from_utf8_lossy(&h.path));
+            match h.kind {
+                Kind::Symlink | Kind::HardLink => {
+                    let target = String::from_utf8_lossy(&h.link).to_string();
+                    let resolved = if h.kind == Kind::Symlink && !target.starts_with('/') {
+                        let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
+                        meta::normalize_member(&format!("{dir}/{target}"))
+                    } else {
+                        meta::normalize_member(&target)
+                    };
+                    store.order.push(name.clone());
+                    store.links.insert(name, resolved);
+                    continue;
+                }
+                Kind::File => {}
+                _ => continue,
             }
             store.order.push(name.clone());
-            let size = entry.size();
+            let size = h.size;
             store.sizes.insert(name.clone(), size);
-            let mut head = vec![0u8; size.min(512) as usize];
-            entry
-                .read_exact(&mut head)
-                .map_err(|e| outer_error(origin, e, &format!("inside '{name}'")))?;
-            if looks_like_json(&head) && size <= MAX_DOC_BYTES {
-                let mut doc = head;
-                entry
-                    .read_to_end(&mut doc)
-                    .map_err(|e| outer_error(origin, e, &format!("inside '{name}'")))?;
-                if (doc.len() as u64) < size {
-                    return Err(Error::format(
-                        origin,
-                        format!("archive truncated inside '{name}'"),
-                    ));
-                }
-                store.docs.insert(name, doc);
-                continue;
-            }
             if size == 0 {
                 // Docker's `VERSION` files and other empties: not layers.
                 continue;
             }
-            while workers.len() >= max_workers {
-                collect_one(&mut workers, &mut results);
+            // The first 512 bytes decide: JSON is kept, anything else is
+            // streamed to a scanning worker as it arrives.
+            enum Sink<'s> {
+                Head(Vec<u8>),
+                Doc(Vec<u8>),
+                Blob(
+                    Sender<Vec<u8>>,
+                    bool,
+                    ScopedJoinHandle<'s, Result<LayerScan, String>>,
+                ),
             }
-            let (tx, rx) = bounded::<Vec<u8>>(4);
-            let scan_opts = &opts.scan;
-            let handle = s.spawn(move || {
-                scan_layer(
-                    ChannelReader {
-                        rx,
-                        cur: Vec::new(),
-                        pos: 0,
-                    },
-                    scan_opts,
-                )
-            });
-            let mut sent = head.len() as u64;
-            let mut alive = tx.send(head).is_ok();
-            loop {
-                let mut buf = vec![0u8; CHUNK];
-                let n = match entry.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        drop(tx);
-                        let _ = handle.join();
-                        return Err(outer_error(origin, e, &format!("inside '{name}'")));
+            let mut sink = Sink::Head(Vec::with_capacity(512));
+            let spawn = |head: Vec<u8>| {
+                let (tx, rx) = bounded::<Vec<u8>>(4);
+                let scan_opts = &opts.scan;
+                let handle = s.spawn(move || {
+                    scan_layer(
+                        ChannelReader {
+                            rx,
+                            cur: Vec::new(),
+                            pos: 0,
+                        },
+                        scan_opts,
+                    )
+                });
+                let alive = tx.send(head).is_ok();
+                Sink::Blob(tx, alive, handle)
+            };
+            let decide = |head: Vec<u8>| {
+                if looks_like_json(&head) && size <= MAX_DOC_BYTES {
+                    Sink::Doc(head)
+                } else {
+                    spawn(head)
+                }
+            };
+            let read = stream.read_data(|chunk| {
+                sink = match std::mem::replace(&mut sink, Sink::Head(Vec::new())) {
+                    Sink::Head(mut head) => {
+                        head.extend_from_slice(chunk);
+                        if head.len() >= 512 {
+                            decide(head)
+                        } else {
+                            Sink::Head(head)
+                        }
+                    }
+                    Sink::Doc(mut doc) => {
+                        doc.extend_from_slice(chunk);
+                        Sink::Doc(doc)
+                    }
+                    // A worker that stopped early has its error; keep consuming the entry.
+                    Sink::Blob(tx, alive, handle) => {
+                        let alive = alive && tx.send(chunk.to_vec()).is_ok();
+                        Sink::Blob(tx, alive, handle)
                     }
                 };
-                if n == 0 {
-                    break;
-                }
-                sent += n as u64;
-                buf.truncate(n);
-                // A worker that stopped early has its error; keep consuming the entry.
-                if alive {
-                    alive = tx.send(buf).is_ok();
-                }
+            });
+            if let Sink::Head(head) = sink {
+                sink = decide(head);
             }
-            drop(tx);
-            if sent < size {
-                let _ = handle.join();
-                return Err(Error::format(
-                    origin,
-                    format!("archive truncated inside '{name}' ({sent} of {size} bytes)"),
-                ));
+            if let Err(e) = read {
+                if let Sink::Blob(tx, _, handle) = sink {
+                    drop(tx);
+                    let _ = handle.join();
+                }
+                return Err(outer_error(origin, e, &format!("inside '{name}'")));
             }
-            workers.push_back((name, handle));
+            match sink {
+                Sink::Doc(doc) => {
+                    doc_bytes += doc.len() as u64;
+                    if doc_bytes > MAX_DOC_BYTES * 4 {
+                        return Err(Error::format(
+                            origin,
+                            format!(
+                                "more than {} bytes of JSON members; refusing to keep more",
+                                MAX_DOC_BYTES * 4
+                            ),
+                        ));
+                    }
+                    store.docs.insert(name, doc);
+                }
+                Sink::Blob(tx, _, handle) => {
+                    drop(tx);
+                    workers.push_back((name, handle));
+                    while workers.len() >= max_workers {
+                        collect_one(&mut workers, &mut results);
+                    }
+                }
+                Sink::Head(_) => {}
+            }
         }
         while !workers.is_empty() {
             collect_one(&mut workers, &mut results);
@@ -335,7 +358,7 @@ fn pass<R: Read + Send>(
         Ok(())
     })?;
     // Whole-archive compression: the rest of the stream must decode cleanly.
-    let mut rest = archive.into_inner();
+    let mut rest = stream.into_inner();
     io::copy(&mut rest, &mut io::sink())
         .map_err(|e| outer_error(origin, e, "after its last member"))?;
     Ok((store, results))
