@@ -191,9 +191,13 @@ fn strip_build_args(s: &str) -> &str {
         }
         i += 1;
     }
-    // No shell found (exec form): skip `count` KEY=VALUE words.
+    // No shell found (exec form): skip `count` KEY=VALUE words. The count is
+    // untrusted (fuzzing found `|5555555555 ...`): stop when the words run out.
     for _ in 0..count {
         r = r.trim_start();
+        if r.is_empty() {
+            break;
+        }
         let w = r.split(' ').next().unwrap_or("");
         r = &r[w.len()..];
     }
@@ -393,6 +397,17 @@ mod tests {
             n += 1;
         }
         assert!(n >= 90, "the table has {n} rows");
+    }
+
+    /// Found by `cargo fuzz run created_by`: a huge `|N` count looped N times.
+    #[test]
+    fn fuzz_timeout_huge_build_arg_count() {
+        let raw = include_bytes!("../../tests/fuzz/created_by-timeout-huge-arg-count");
+        let start = std::time::Instant::now();
+        let got = instruction(&String::from_utf8_lossy(raw));
+        assert_eq!(got, "", "the words are all taken as build arguments");
+        assert!(start.elapsed().as_secs() < 1, "returns at once");
+        assert_eq!(instruction("|99999999999999 A=1"), "");
     }
 
     #[test]
