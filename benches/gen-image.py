@@ -2,9 +2,10 @@
 """Deterministic synthetic ML-shaped container images for benchmarking mlsize.
 
 Usage:
-    python3 benches/gen-image.py OUTDIR [PROFILE ...] [--force] [--keep-plain-layout]
+    python3 benches/gen-image.py OUTDIR [PROFILE ...] [--force]
 
-PROFILE is one or more of: large, small-files, million (default: all three).
+PROFILE is one or more of: large (~6.8 GB, 40k files), small-files (200k files, ~1 GB),
+million (1M files of ~1 KB), tiny (seconds; smoke test). Default: large small-files million.
 OUTDIR must be outside the repository (e.g. /tmp/mlsize-bench).
 
 For each profile P this writes into OUTDIR:
@@ -19,7 +20,8 @@ For each profile P this writes into OUTDIR:
                         deleted by whiteouts / overwritten, and the intended duplicates
 
 Everything is a function of the profile name only (fixed seeds, fixed mtimes, pigz -n),
-so two runs produce byte-identical blobs. Layers are streamed: tar headers are built
+so two runs produce byte-identical layouts and docker-archives (skopeo's
+oci-archive tar wrapper stores mtimes; the blobs inside it are identical). Layers are streamed: tar headers are built
 with tarfile.TarInfo.tobuf() and file content is generated in segments of at most
 64 KiB, so memory stays small whatever the layer size.
 

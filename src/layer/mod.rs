@@ -178,10 +178,24 @@ pub fn sha256_string(digest: &[u8]) -> String {
 /// Errors are plain messages (`gzip stream truncated ...`); the caller adds the
 /// file and layer they belong to.
 pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerScan, String> {
+    // Sniff the compression here, so the scanner knows whether the tar stream
+    // is the blob itself: then the blob's sha256 is the diff_id, hashed once.
+    let raw = RawReader {
+        inner: raw,
+        count: 0,
+        hasher: opts.verify.then(Sha256::new),
+        progress: opts.progress.clone(),
+    };
+    let mut br = BufReader::with_capacity(CHUNK_BYTES, raw);
+    let head = br.fill_buf().map_err(|e| format!("read failed: {e}"))?;
+    if head.is_empty() {
+        return Err("layer blob is empty".to_string());
+    }
+    let compression = Compression::sniff(head).map_err(|e| e.to_string())?;
     let (chunk_tx, chunk_rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
     let (free_tx, free_rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
     std::thread::scope(|s| {
-        let decoder = s.spawn(move || decode(raw, opts, chunk_tx, free_rx));
+        let decoder = s.spawn(move || decode(br, compression, chunk_tx, free_rx));
         let mut reader = ChunkReader {
             rx: chunk_rx,
             free: free_tx,
@@ -191,6 +205,9 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
             limit: opts.max_uncompressed_bytes,
             hasher: None,
         };
+        if opts.verify && compression != Compression::None {
+            reader.hasher = Some(Sha256::new());
+        }
         let scanned = scan_tar(&mut reader, opts);
         // Dropping the reader unblocks the decoder if the scan stopped early.
         let tar_bytes = reader.total;
@@ -249,25 +266,11 @@ impl<R: Read> Read for RawReader<R> {
 
 /// The decoder thread: raw blob → decompressed chunks.
 fn decode<R: Read>(
-    raw: R,
-    opts: &ScanOptions,
+    mut br: BufReader<RawReader<R>>,
+    compression: Compression,
     tx: Sender<io::Result<Vec<u8>>>,
     free: Receiver<Vec<u8>>,
 ) -> Result<Decoded, String> {
-    let raw = RawReader {
-        inner: raw,
-        count: 0,
-        hasher: opts.verify.then(Sha256::new),
-        progress: opts.progress.clone(),
-    };
-    let mut br = BufReader::with_capacity(CHUNK_BYTES, raw);
-    let head = br.fill_buf().map_err(|e| format!("read failed: {e}"))?;
-    if head.is_empty() {
-        // An empty blob: not even the end-of-archive blocks. Report it as such.
-        let _ = tx.send(Ok(Vec::new()));
-        return Err("layer blob is empty".to_string());
-    }
-    let compression = Compression::sniff(head).map_err(|e| e.to_string())?;
     let pumped = match compression {
         Compression::None => pump(&mut br, &tx, &free).map(|()| br),
         Compression::Gzip => {
@@ -438,9 +441,6 @@ type Scanned = (Vec<LayerEntry>, Vec<String>);
 
 /// Parses the tar stream and hashes file contents.
 fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, String> {
-    if opts.verify {
-        reader.hasher = Some(Sha256::new());
-    }
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
     let mut stream = tar::TarStream::new(&mut *reader, tar::Limits::default());

@@ -46,7 +46,8 @@ impl Inode {
 
 #[derive(Debug)]
 enum Node {
-    Dir(HashMap<Box<str>, u32>),
+    /// Boxed so that the far more numerous file nodes stay 8 bytes.
+    Dir(Box<HashMap<Box<str>, u32>>),
     File(u32),
     Other,
 }
@@ -82,7 +83,7 @@ impl Overlay {
     pub fn new() -> Overlay {
         Overlay {
             layer: 0,
-            nodes: vec![Node::Dir(HashMap::new())],
+            nodes: vec![Node::Dir(Box::default())],
             inodes: Vec::new(),
             warnings: Vec::new(),
         }
@@ -227,7 +228,7 @@ impl Overlay {
                         self.mark_removed(old);
                     }
                     let n = self.nodes.len() as u32;
-                    self.nodes.push(Node::Dir(HashMap::new()));
+                    self.nodes.push(Node::Dir(Box::default()));
                     if let Node::Dir(children) = &mut self.nodes[cur as usize] {
                         children.insert(comp.into(), n);
                     }
@@ -258,7 +259,7 @@ impl Overlay {
             return; // directory over directory: merge
         }
         let node = match new {
-            NewNode::Dir => Node::Dir(HashMap::new()),
+            NewNode::Dir => Node::Dir(Box::default()),
             NewNode::File(i) => Node::File(i),
             NewNode::Other => Node::Other,
         };
@@ -289,7 +290,7 @@ impl Overlay {
             let node = std::mem::replace(&mut self.nodes[n as usize], Node::Other);
             match node {
                 Node::Dir(children) => {
-                    for (name, child) in children {
+                    for (name, child) in *children {
                         let mut p = String::with_capacity(prefix.len() + 1 + name.len());
                         p.push_str(&prefix);
                         p.push('/');
