@@ -46,7 +46,9 @@ impl Inode {
 
 #[derive(Debug)]
 enum Node {
-    /// Boxed so that the far more numerous file nodes stay 8 bytes.
+    /// Boxed so that the far more numerous file nodes stay 16 bytes instead
+    /// of 56 (measured: 1 million files need 40 MB less).
+    #[allow(clippy::box_collection)]
     Dir(Box<HashMap<Box<str>, u32>>),
     File(u32),
     Other,
