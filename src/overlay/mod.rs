@@ -47,7 +47,7 @@ impl Inode {
 #[derive(Debug)]
 enum Node {
     /// Boxed so that the far more numerous file nodes stay 16 bytes instead
-    /// of 56 (measured: 1 million files need 40 MB less).
+    /// of 56: memory grows with the number of files.
     #[allow(clippy::box_collection)]
     Dir(Box<HashMap<Box<str>, u32>>),
     File(u32),
