@@ -45,23 +45,31 @@ say() { echo "run.sh: $*"; }
 
 # ------------------------------------------------------------------ prerequisites
 phase_start "prerequisites"
-need=()
-command -v skopeo >/dev/null || need+=(skopeo)
-command -v pigz >/dev/null || need+=(pigz)
-command -v zstd >/dev/null || need+=(zstd)
-command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
-[ -x /usr/bin/time ] || need+=(time)
-command -v python3 >/dev/null || need+=(python3)
-python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "apt-get install ${need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-  else
-    echo "run.sh: missing ${need[*]} (install them, or run as root on Debian/Ubuntu)" >&2; exit 2
-  fi
-fi
 PATH=$PATH:/usr/sbin:/sbin
+pkgs_for_missing() {
+  local need=()
+  command -v skopeo >/dev/null || need+=(skopeo)
+  command -v pigz >/dev/null || need+=(pigz)
+  command -v zstd >/dev/null || need+=(zstd)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  [ -x /usr/bin/time ] || need+=(time)
+  command -v openssl >/dev/null || need+=(openssl)
+  command -v python3 >/dev/null || need+=(python3)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+  command -v igzip >/dev/null || need+=(isal)   # igzip: the fast floor only (falls back to pigz)
+  echo "${need[*]}"
+}
+need=$(pkgs_for_missing)
+if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "apt-get install $need"
+  # shellcheck disable=SC2086
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null; } || true
+  need=$(pkgs_for_missing)
+fi
+if [ -n "$(echo " $need " | sed 's/ isal / /' | tr -d ' ')" ]; then
+  echo "run.sh: missing: $need (install these packages)" >&2; exit 2
+fi
+[ -z "$need" ] || say "igzip (isal) missing: the fast floor uses pigz"
 PY=python3
 PIP=(python3 -m pip)
 "${PIP[@]}" --version >/dev/null 2>&1 || { echo "run.sh: python3 -m pip is required" >&2; exit 2; }
@@ -255,7 +263,9 @@ print(json.dumps({
 }))
 EOF
 )
-"$PY" "$HERE/bench.py" --mlsize "$MLSIZE" --dive "$DIVE" --diving "$DIVING" \
+NCH=()
+"$MLSIZE" analyze --help 2>/dev/null | grep -q -- --no-content-hash && NCH=(--no-content-hash)
+"$PY" "$HERE/bench.py" "${NCH[@]}" --mlsize "$MLSIZE" --dive "$DIVE" --diving "$DIVING" \
   --docker "$DOCKER" --gzip "$OCIGZ" --zstd "$OCIZST" --expected "$EXPECTED" \
   --rounds "$ROUNDS" --rundir "$RUNDIR" --results "$HERE/RESULTS.md" \
   --floor-job "$HERE/floor-job.sh" --quiet-wait "$QUIET_WAIT" --info "$INFO"
