@@ -61,10 +61,7 @@ pub fn message(r: &RuleResult, o: &RenderOptions, dockerfile: Option<&str>) -> S
         r.origin
     );
     for c in &r.instructions {
-        let at = match (dockerfile, c.dockerfile_line) {
-            (Some(f), Some(line)) => format!(" ({f}:{line})"),
-            _ => String::new(),
-        };
+        let at = at_line(dockerfile, c.dockerfile_line);
         let _ = write!(
             m,
             "; layer {} `{}`{at}: {}",
@@ -82,14 +79,28 @@ pub fn message(r: &RuleResult, o: &RenderOptions, dockerfile: Option<&str>) -> S
     m
 }
 
-/// One line per rule, details under each failure.
-pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+/// Failed-rule count and the image's display name.
+fn summary(c: &CheckReport) -> (usize, String) {
     let failed = c.rules.iter().filter(|r| !r.passed).count();
     let name = c
         .image
         .name
         .clone()
         .unwrap_or_else(|| c.image.source.clone());
+    (failed, name)
+}
+
+/// ` (Dockerfile:12)` when the instruction was found in the Dockerfile.
+fn at_line(dockerfile: Option<&str>, line: Option<usize>) -> String {
+    match (dockerfile, line) {
+        (Some(f), Some(l)) => format!(" ({f}:{l})"),
+        _ => String::new(),
+    }
+}
+
+/// One line per rule, details under each failure.
+pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let (failed, name) = summary(c);
     writeln!(
         out,
         "mlsize check {name}: {} ({} of {} rules failed)",
@@ -112,10 +123,7 @@ pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> 
             continue;
         }
         for x in &r.instructions {
-            let at = match (&c.dockerfile, x.dockerfile_line) {
-                (Some(f), Some(line)) => format!(" ({f}:{line})"),
-                _ => String::new(),
-            };
+            let at = at_line(c.dockerfile.as_deref(), x.dockerfile_line);
             writeln!(
                 out,
                 "      layer {} `{}`{at}: {}",
@@ -161,12 +169,7 @@ fn xml(s: &str) -> String {
 
 /// JUnit XML: one testcase per rule.
 pub fn render_junit(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    let failed = c.rules.iter().filter(|r| !r.passed).count();
-    let name = c
-        .image
-        .name
-        .clone()
-        .unwrap_or_else(|| c.image.source.clone());
+    let (failed, name) = summary(c);
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
@@ -248,12 +251,7 @@ pub fn render_github(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) ->
 
 /// Markdown: a table of rules, then the details of each failure.
 pub fn render_markdown(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    let failed = c.rules.iter().filter(|r| !r.passed).count();
-    let name = c
-        .image
-        .name
-        .clone()
-        .unwrap_or_else(|| c.image.source.clone());
+    let (failed, name) = summary(c);
     let esc = |s: &str| s.replace('|', "\\|").replace('`', "'");
     writeln!(
         out,
