@@ -135,8 +135,7 @@ pub fn load_analysis(input: &str, opts: &InputOptions, report: &ReportOptions) -
 
 /// Reads only the metadata of an image (for `--base`).
 pub fn load_meta(input: &str, opts: &InputOptions) -> Result<ImageMeta> {
-    let loaded = open(input).and_then(|src| src.load(&opts.load))?;
-    Ok(loaded.meta)
+    Ok(open(input).and_then(|src| src.metadata(&opts.load))?)
 }
 
 /// Report options shared by every command.

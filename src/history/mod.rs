@@ -232,11 +232,9 @@ pub fn instruction(created_by: &str) -> String {
         if let Some(cmd) = strip_shell(x2) {
             return format!("RUN {flags}{}", cmd.trim());
         }
-        let x = if flags.is_empty() {
-            x
-        } else {
+        if !flags.is_empty() {
             return s.to_string();
-        };
+        }
         if x2.len() != x.len() {
             return format!("RUN {}", x2.trim());
         }

@@ -74,6 +74,12 @@ pub struct LoadOptions {
 pub trait ImageSource {
     /// Reads metadata, then every layer of the selected image once.
     fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage>;
+
+    /// Reads only the metadata of the selected image (for `--base`). Sources
+    /// that cannot seek have to read everything anyway.
+    fn metadata(self: Box<Self>, opts: &LoadOptions) -> Result<ImageMeta> {
+        self.load(opts).map(|l| l.meta)
+    }
 }
 
 /// An image archive read once from any stream (plain, gzip or zstd tar);
@@ -404,6 +410,10 @@ impl Store for DirStore {
 }
 
 impl ImageSource for DirStore {
+    fn metadata(self: Box<Self>, opts: &LoadOptions) -> Result<ImageMeta> {
+        meta::resolve(&*self, &opts.selection)
+    }
+
     fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage> {
         let mut meta = meta::resolve(&*self, &opts.selection)?;
         meta.format = "oci-layout".into();
@@ -440,7 +450,6 @@ struct TarStore {
 impl TarStore {
     /// Reads only the headers of the archive (data is skipped by seeking).
     fn index(origin: &str, f: File) -> Result<TarStore> {
-        let file_len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
         let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, f));
         let mut members = HashMap::new();
         let mut order = Vec::new();
@@ -453,13 +462,11 @@ impl TarStore {
             let name = meta::normalize_member(&String::from_utf8_lossy(&entry.path_bytes()));
             let kind = entry.header().entry_type();
             let member = if kind.is_file() || kind == tar::EntryType::Continuous {
-                let offset = entry.raw_file_position();
-                let size = entry.size();
-                if offset.saturating_add(size) > file_len {
-                    // Let the layer reader report exactly how much is missing.
-                    Member::File { offset, size }
-                } else {
-                    Member::File { offset, size }
+                // A member cut short by truncation is kept as declared: the
+                // layer reader reports exactly how much is missing.
+                Member::File {
+                    offset: entry.raw_file_position(),
+                    size: entry.size(),
                 }
             } else if kind.is_symlink() || kind.is_hard_link() {
                 let target = entry.link_name_bytes().unwrap_or_default();
@@ -555,6 +562,10 @@ impl Store for TarStore {
 }
 
 impl ImageSource for TarStore {
+    fn metadata(self: Box<Self>, opts: &LoadOptions) -> Result<ImageMeta> {
+        meta::resolve(&*self, &opts.selection)
+    }
+
     fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage> {
         let mut meta = meta::resolve(&*self, &opts.selection)?;
         if meta.format == "oci" {
