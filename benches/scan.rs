@@ -47,6 +47,7 @@ fn bench(c: &mut Criterion) {
                 let opts = ScanOptions {
                     verify,
                     hash_content: true,
+                    hash_sizes: None,
                     rules: rules.clone(),
                     max_uncompressed_bytes: None,
                     progress: None,

@@ -19,7 +19,7 @@ use crate::render::{RenderOptions, units::parse_size};
 use crate::report::budget::{Budget, CheckReport};
 use crate::report::{Analysis, ReportOptions, analyze};
 use crate::source::meta::{ImageMeta, Platform, Selection};
-use crate::source::{LoadOptions, ScanCache, open};
+use crate::source::{LoadOptions, ScanCache, SizeCensus, open};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -48,6 +48,7 @@ pub fn load_rules(file: Option<&str>) -> Result<Rules> {
 }
 
 /// Options derived from [`InputArgs`].
+#[derive(Clone)]
 pub struct InputOptions {
     /// Selection and scan options.
     pub load: LoadOptions,
@@ -81,12 +82,14 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
             scan: ScanOptions {
                 verify: !a.no_verify,
                 hash_content: !a.no_content_hash,
+                hash_sizes: None,
                 rules: rules.clone(),
                 max_uncompressed_bytes: max_uncompressed,
                 progress: None,
             },
             threads,
             cache: None,
+            census: None,
         },
         rules,
         progress: !quiet && io::stderr().is_terminal(),
@@ -162,10 +165,17 @@ fn load_pair(
     opts.progress = false;
     opts.load.cache = Some(Arc::new(ScanCache::default()));
     let (old_ro, new_ro) = (report_options(i, o, old)?, report_options(i, o, new)?);
-    let opts = &*opts;
+    // One size census for both, so that moved files are found (see SizeCensus).
+    let mut seats = SizeCensus::seats(2).into_iter();
+    let (mut old_opts, mut new_opts) = (opts.clone(), opts.clone());
+    old_opts.load.census = seats.next();
+    new_opts.load.census = seats.next();
     let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| load_analysis(old, opts, &old_ro));
-        let b = load_analysis(new, opts, &new_ro);
+        // Each side owns its options: when it ends, even early, its seat is
+        // given up and the other side stops waiting for it.
+        let a = s.spawn(move || load_analysis(old, &old_opts, &old_ro));
+        let b = load_analysis(new, &new_opts, &new_ro);
+        drop(new_opts);
         let a = a
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader of '{old}' panicked")));

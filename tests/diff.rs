@@ -2,6 +2,7 @@
 
 mod support;
 
+use mlsize::layer::Compression;
 use mlsize::testutil::ImageBuilder;
 use serde_json::{Value, json};
 use support::*;
@@ -199,6 +200,10 @@ fn upgraded_package_in_a_changed_requirements_layer() {
 
 #[test]
 fn moved_file_is_a_move() {
+    // The moved file's size is unique within each image, so each image alone
+    // would not hash it (see SizeCensus): the two sides must share one census.
+    // Checked for every way of reading: indexed plain layers with and without
+    // verification, compressed layers, and a mix (which hashes everything).
     let dir = tempfile::tempdir().unwrap();
     let old = base().layer("COPY model /models", |l| {
         l.file_seeded("/models/a.bin", 50_000, 9)
@@ -206,19 +211,45 @@ fn moved_file_is_a_move() {
     let new = base().layer("COPY model /srv/models", |l| {
         l.file_seeded("/srv/models/a.bin", 50_000, 9)
     });
-    let (v, _) = diff_json(
-        dir.path(),
-        &old.docker_archive(),
-        &new.docker_archive(),
-        &[],
-    );
-    assert_eq!(
-        v["files"]["moved"],
-        json!([{"path": "/srv/models/a.bin", "old_path": "/models/a.bin", "old_bytes": 50_000, "new_bytes": 50_000, "delta": 0, "layer_index": 1}])
-    );
-    assert_eq!(v["files"]["counts"]["added"], 0);
-    assert_eq!(v["files"]["counts"]["removed"], 0);
-    assert_eq!(statuses(&v), ["shared", "changed"]);
+    let plain = |b: &ImageBuilder| b.clone().compression(Compression::None).docker_archive();
+    let zstd = |b: &ImageBuilder| b.clone().compression(Compression::Zstd).oci_archive();
+    let cases = [
+        ("plain", plain(&old), plain(&new), &[][..]),
+        (
+            "plain, --no-verify",
+            plain(&old),
+            plain(&new),
+            &["--no-verify"][..],
+        ),
+        ("zstd", zstd(&old), zstd(&new), &[][..]),
+        (
+            "plain vs zstd",
+            plain(&old),
+            zstd(&new),
+            &["--no-verify"][..],
+        ),
+    ];
+    for (what, o, n, extra) in cases {
+        let (v, _) = diff_json(dir.path(), &o, &n, extra);
+        assert_eq!(
+            v["files"]["moved"],
+            json!([{"path": "/srv/models/a.bin", "old_path": "/models/a.bin", "old_bytes": 50_000, "new_bytes": 50_000, "delta": 0, "layer_index": 1}]),
+            "{what}"
+        );
+        assert_eq!(v["files"]["counts"]["added"], 0, "{what}");
+        assert_eq!(v["files"]["counts"]["removed"], 0, "{what}");
+        assert_eq!(statuses(&v), ["shared", "changed"], "{what}");
+    }
+    // Same size, different content: not a move, whatever the read path.
+    let other = base().layer("COPY model /srv/models", |l| {
+        l.file_seeded("/srv/models/a.bin", 50_000, 10)
+    });
+    for extra in [&[][..], &["--no-verify"][..]] {
+        let (v, _) = diff_json(dir.path(), &plain(&old), &plain(&other), extra);
+        assert_eq!(v["files"]["moved"], json!([]));
+        assert_eq!(v["files"]["counts"]["added"], 1);
+        assert_eq!(v["files"]["counts"]["removed"], 1);
+    }
 }
 
 #[test]

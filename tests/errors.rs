@@ -131,6 +131,26 @@ fn truncated_outer_archives() {
     let cut = write(dir.path(), "cut.tar", &tar[..tar.len() * 2 / 3]);
     let err = fails(&["analyze", &cut]);
     assert!(err.contains("cut.tar"), "{err}");
+    // A docker-archive of uncompressed layers is indexed from its headers
+    // (seeking over data) when content hashing allows it: a cut anywhere must
+    // still fail, verified or not.
+    let plain = small().compression(Compression::None).docker_archive();
+    for (k, frac) in [(1, 4), (1, 2), (2, 3), (9, 10)].into_iter().enumerate() {
+        let cut = write(
+            dir.path(),
+            &format!("plain-cut{k}.tar"),
+            &plain[..plain.len() * frac.0 / frac.1],
+        );
+        for extra in [&[][..], &["--no-verify"][..]] {
+            let mut args = vec!["analyze", cut.as_str()];
+            args.extend_from_slice(extra);
+            let err = fails(&args);
+            assert!(
+                err.contains(&format!("plain-cut{k}.tar")),
+                "{extra:?}: {err}"
+            );
+        }
+    }
     let gz = gzip(&small().docker_archive());
     let cut = write(dir.path(), "cut.tar.gz", &gz[..gz.len() / 2]);
     let err = fails(&["analyze", &cut]);

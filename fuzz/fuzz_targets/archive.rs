@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
             scan: ScanOptions {
                 verify,
                 hash_content: true,
+                hash_sizes: None,
                 rules: rules.clone(),
                 max_uncompressed_bytes: Some(64 << 20),
                 progress: None,

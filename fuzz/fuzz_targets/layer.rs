@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let opts = ScanOptions {
         verify: true,
         hash_content: true,
+        hash_sizes: None,
         rules: Arc::new(Rules::builtin()),
         max_uncompressed_bytes: Some(64 << 20),
         progress: None,

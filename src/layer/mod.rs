@@ -3,14 +3,23 @@
 //! Two threads work on every layer so that one dominant layer still keeps two
 //! cores busy: a decoder thread reads the blob, hashes it for its descriptor
 //! digest and decompresses it; the scanning thread (the caller's) hashes the tar
-//! stream for the `diff_id`, parses the tar headers and hashes each regular
-//! file's content for duplicate detection. Buffers go back and forth through
-//! two bounded channels, so memory stays constant whatever the layer's size.
+//! stream for the `diff_id`, parses the tar headers and hashes the content of
+//! regular files for duplicate detection. An uncompressed blob is its own
+//! `diff_id`: the scanner hashes it once and the reading thread only copies.
+//! Buffers go back and forth through two bounded channels, so memory stays
+//! constant whatever the layer's size.
+//!
+//! An uncompressed blob that can be read at any offset can also be indexed
+//! from its tar headers alone ([`index_plain_layer`], seeking over file data),
+//! and the files that need a content hash read afterwards ([`hash_indexed`]):
+//! without digest verification, most data is then never read.
 
 pub mod path;
 pub mod tar;
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,9 +28,11 @@ use sha2::{Digest, Sha256};
 
 use crate::category::Rules;
 
-/// Size of the buffers handed from the decoder to the scanner. PERF-NOTES.md:
-/// buffers above ~128 KiB in flight cut copy speed on these machines.
-const CHUNK_BYTES: usize = 64 * 1024;
+/// Size of the buffers handed from the decoder to the scanner. Every hand-off
+/// can cost a thread wake-up: on the 9.5 GB benchmark image (benches/realistic),
+/// 64 KiB chunks took 5.0 s (70,000 context switches), 256 KiB 4.2 s and 1 MiB
+/// 4.1 s (4,500) for the docker-archive; 8.0 / 7.8 / 7.2 s with zstd layers.
+const CHUNK_BYTES: usize = 1 << 20;
 /// Buffers in flight between the decoder and the scanner.
 const CHUNKS_IN_FLIGHT: usize = 2;
 
@@ -145,12 +156,24 @@ pub struct ScanOptions {
     pub verify: bool,
     /// Hash every file's content (duplicate groups, moved files, `identical`).
     pub hash_content: bool,
+    /// When set, only regular files of these (apparent) sizes are hashed. A
+    /// file whose size no other file has cannot equal any other file, so its
+    /// hash would never be compared: [`crate::source`] sets this to the sizes
+    /// that occur more than once across every image read together.
+    pub hash_sizes: Option<Arc<HashSet<u64>>>,
     /// Classification rules.
     pub rules: Arc<Rules>,
     /// Stop with an error when the uncompressed stream exceeds this many bytes.
     pub max_uncompressed_bytes: Option<u64>,
     /// Raw bytes read so far, for progress display.
     pub progress: Option<Arc<AtomicU64>>,
+}
+
+impl ScanOptions {
+    /// Whether a regular file of `size` bytes gets a content hash.
+    pub fn wants_hash(&self, size: u64) -> bool {
+        self.hash_content && self.hash_sizes.as_ref().is_none_or(|s| s.contains(&size))
+    }
 }
 
 impl std::fmt::Debug for ScanOptions {
@@ -179,11 +202,13 @@ pub fn sha256_string(digest: &[u8]) -> String {
 /// file and layer they belong to.
 pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerScan, String> {
     // Sniff the compression here, so the scanner knows whether the tar stream
-    // is the blob itself: then the blob's sha256 is the diff_id, hashed once.
+    // is the blob itself: then the blob's sha256 is the diff_id, hashed once,
+    // by the scanner, which leaves the reading thread nothing but the copy
+    // (SHA-256 is the slowest stage of an uncompressed layer).
     let raw = RawReader {
         inner: raw,
         count: 0,
-        hasher: opts.verify.then(Sha256::new),
+        hasher: None,
         progress: opts.progress.clone(),
     };
     let mut br = BufReader::with_capacity(CHUNK_BYTES, raw);
@@ -192,6 +217,13 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
         return Err("layer blob is empty".to_string());
     }
     let compression = Compression::sniff(head).map_err(|e| e.to_string())?;
+    if opts.verify && compression != Compression::None {
+        // The compressed blob's digest: from the bytes read so far (all in
+        // the buffer, none consumed), then as the decoder pulls the rest.
+        let mut h = Sha256::new();
+        h.update(br.buffer());
+        br.get_mut().hasher = Some(h);
+    }
     let (chunk_tx, chunk_rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
     let (free_tx, free_rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
     std::thread::scope(|s| {
@@ -205,7 +237,7 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
             limit: opts.max_uncompressed_bytes,
             hasher: None,
         };
-        if opts.verify && compression != Compression::None {
+        if opts.verify {
             reader.hasher = Some(Sha256::new());
         }
         let scanned = scan_tar(&mut reader, opts);
@@ -219,15 +251,15 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
         // The decoder's error is the root cause when both failed.
         let decoded = decoded?;
         let (entries, warnings) = scanned?;
-        let diff_id = match (decoded.compression, tar_hash) {
-            (_, Some(h)) => Some(sha256_string(&h.finalize())),
-            (Compression::None, None) => decoded.blob_digest.clone(),
-            _ => None,
+        let diff_id = tar_hash.map(|h| sha256_string(&h.finalize()));
+        let blob_digest = match decoded.compression {
+            Compression::None => diff_id.clone(),
+            _ => decoded.blob_digest,
         };
         Ok(LayerScan {
             compression: decoded.compression,
             compressed_bytes: decoded.compressed_bytes,
-            blob_digest: decoded.blob_digest,
+            blob_digest,
             tar_bytes,
             diff_id,
             entries,
@@ -412,15 +444,17 @@ impl ChunkReader {
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let avail = self.fill_buf()?;
-            let n = buf.len().min(avail.len());
-            buf[..n].copy_from_slice(&avail[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        read_through_buffer(self, buf)
     }
+}
+
+/// `Read` for a `BufRead` whose buffer is the only source of bytes.
+fn read_through_buffer(r: &mut impl BufRead, buf: &mut [u8]) -> io::Result<usize> {
+    let avail = r.fill_buf()?;
+    let n = buf.len().min(avail.len());
+    buf[..n].copy_from_slice(&avail[..n]);
+    r.consume(n);
+    Ok(n)
 }
 
 /// The tar parser reads straight out of the decoder's chunks: no copy.
@@ -439,11 +473,36 @@ impl BufRead for ChunkReader {
 
 type Scanned = (Vec<LayerEntry>, Vec<String>);
 
-/// Parses the tar stream and hashes file contents.
+/// Parses the tar stream and hashes the contents of the files that need it.
 fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, String> {
+    let mut stream = tar::TarStream::new(&mut *reader, tar::Limits::default());
+    let scanned = walk(&mut stream, opts, |stream, h, path, _| {
+        read_file(stream, h, path, opts.wants_hash(h.apparent_size))
+    })?;
+    drop(stream);
+    // The end-of-archive blocks and padding belong to the diff_id too.
+    io::copy(reader, &mut io::sink()).map_err(|e| e.to_string())?;
+    Ok(scanned)
+}
+
+/// What a regular file's data gave: its content hash (zero when not hashed)
+/// and, for package databases, the content itself.
+type FileData = (ContentHash, Option<Box<[u8]>>);
+
+/// Walks a tar stream into entries; `file_data` deals with each regular
+/// file's data (read, hash or skip it) and is given the entry's index.
+fn walk<R: BufRead>(
+    stream: &mut tar::TarStream<R>,
+    opts: &ScanOptions,
+    mut file_data: impl FnMut(
+        &mut tar::TarStream<R>,
+        &tar::Header,
+        &str,
+        usize,
+    ) -> Result<FileData, String>,
+) -> Result<Scanned, String> {
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
-    let mut stream = tar::TarStream::new(&mut *reader, tar::Limits::default());
     while let Some(h) = stream.next_header().map_err(tar_error)? {
         let (path, flags) = path::normalize(&h.path);
         if flags.escapes_root || flags.has_dotdot {
@@ -497,24 +556,7 @@ fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, Str
                 h.apparent_size, h.size
             ));
         }
-        let mut hasher = blake3::Hasher::new();
-        let mut captured: Option<Vec<u8>> =
-            (h.size <= MAX_CAPTURE_BYTES && is_package_db(&path)).then(Vec::new);
-        let hash_content = opts.hash_content;
-        stream
-            .read_data(|chunk| {
-                if hash_content {
-                    hasher.update(chunk);
-                }
-                if let Some(c) = &mut captured {
-                    c.extend_from_slice(chunk);
-                }
-            })
-            .map_err(|e| read_error(&path, e))?;
-        let mut hash = [0u8; 16];
-        if hash_content {
-            hash.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-        }
+        let (hash, data) = file_data(stream, &h, &path, entries.len())?;
         let category = opts.rules.classify(&path);
         entries.push(LayerEntry {
             path: path.into_boxed_str(),
@@ -522,13 +564,286 @@ fn scan_tar(reader: &mut ChunkReader, opts: &ScanOptions) -> Result<Scanned, Str
             bytes: h.apparent_size,
             hash,
             category,
-            data: captured.map(Vec::into_boxed_slice),
+            data,
         });
     }
-    drop(stream);
-    // The end-of-archive blocks and padding belong to the diff_id too.
-    io::copy(reader, &mut io::sink()).map_err(|e| e.to_string())?;
     Ok((entries, warnings))
+}
+
+/// Reads a regular file's data, hashing it when `hash` and keeping it when it
+/// is a package database.
+fn read_file<R: BufRead>(
+    stream: &mut tar::TarStream<R>,
+    h: &tar::Header,
+    path: &str,
+    hash: bool,
+) -> Result<FileData, String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut captured: Option<Vec<u8>> = captures(path, h).then(Vec::new);
+    stream
+        .read_data(|chunk| {
+            if hash {
+                hasher.update(chunk);
+            }
+            if let Some(c) = &mut captured {
+                c.extend_from_slice(chunk);
+            }
+        })
+        .map_err(|e| read_error(path, e))?;
+    let mut out = [0u8; 16];
+    if hash {
+        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    }
+    Ok((out, captured.map(Vec::into_boxed_slice)))
+}
+
+/// Whether a file's content is kept for package-level diffs.
+fn captures(path: &str, h: &tar::Header) -> bool {
+    h.size <= MAX_CAPTURE_BYTES && is_package_db(path)
+}
+
+/// Where a regular file's stored data lies in a plain layer blob.
+#[derive(Debug, Clone, Copy)]
+struct DataRange {
+    /// Index of the file's entry in [`LayerScan::entries`].
+    entry: usize,
+    /// Offset of the data from the start of the blob.
+    offset: u64,
+    /// Stored bytes (the holes of a sparse file are not stored).
+    len: u64,
+}
+
+/// An uncompressed layer indexed from its tar headers alone: the data of its
+/// files was skipped, so the content hashes are still to be computed, by
+/// [`hash_indexed`], for the files that need one.
+#[derive(Debug)]
+pub struct LayerIndex {
+    /// The scan, without content hashes for the files in `ranges`.
+    pub scan: LayerScan,
+    ranges: Vec<DataRange>,
+}
+
+impl LayerIndex {
+    /// Apparent sizes of the regular files, for [`ScanOptions::hash_sizes`].
+    pub fn file_sizes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.scan
+            .entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.bytes)
+    }
+}
+
+/// A window of a file (`len` bytes from `start`) read through a buffer, that
+/// can skip forward by seeking: the reader for a plain layer blob stored in
+/// an archive or a layout.
+pub struct BlobReader {
+    file: File,
+    len: u64,
+    start: u64,
+    /// Offset in the window of the file's cursor: `buf[..hi]` holds the bytes
+    /// just before it, `buf[lo..hi]` those not consumed yet.
+    next: u64,
+    buf: Box<[u8]>,
+    lo: usize,
+    hi: usize,
+}
+
+impl BlobReader {
+    /// A reader of `len` bytes of `file` from offset `start`.
+    pub fn new(mut file: File, start: u64, len: u64) -> io::Result<BlobReader> {
+        file.seek(SeekFrom::Start(start))?;
+        Ok(BlobReader {
+            file,
+            len,
+            start,
+            next: 0,
+            buf: vec![0; INDEX_READ_BYTES].into_boxed_slice(),
+            lo: 0,
+            hi: 0,
+        })
+    }
+
+    /// Moves forward by up to `n` bytes, seeking when they are not buffered;
+    /// returns how far it moved (less than `n` only at the end of the window).
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let buffered = (self.hi - self.lo) as u64;
+        if n <= buffered {
+            self.lo += n as usize;
+            return Ok(n);
+        }
+        let here = self.next - buffered;
+        let target = here.saturating_add(n).min(self.len);
+        self.file.seek(SeekFrom::Start(self.start + target))?;
+        self.next = target;
+        self.lo = 0;
+        self.hi = 0;
+        Ok(target - here)
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_through_buffer(self, buf)
+    }
+}
+
+impl BufRead for BlobReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.lo == self.hi {
+            let left = self.len - self.next;
+            let want = usize::try_from(left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
+            let n = loop {
+                match self.file.read(&mut self.buf[..want]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            self.next += n as u64;
+            self.lo = 0;
+            self.hi = n;
+        }
+        Ok(&self.buf[self.lo..self.hi])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.lo = (self.lo + amt).min(self.hi);
+    }
+}
+
+/// Read size while indexing: small, since most of what follows a header is
+/// skipped, and large enough to take the headers of many small files at once.
+const INDEX_READ_BYTES: usize = 64 * 1024;
+
+/// Indexes an uncompressed layer blob from its headers, seeking over file
+/// data (package databases are read, since their content is kept). Nothing
+/// is verified: the caller wants neither the blob digest nor the diff_id.
+pub fn index_plain_layer(mut blob: BlobReader, opts: &ScanOptions) -> Result<LayerIndex, String> {
+    let len = blob.len;
+    if len == 0 {
+        return Err("layer blob is empty".to_string());
+    }
+    if let Some(limit) = opts.max_uncompressed_bytes
+        && len > limit
+    {
+        return Err(format!(
+            "uncompressed layer exceeds --max-uncompressed ({limit} bytes)"
+        ));
+    }
+    let mut ranges = Vec::new();
+    let mut stream = tar::TarStream::new(&mut blob, tar::Limits::default());
+    let (entries, warnings) = walk(&mut stream, opts, |stream, h, path, entry| {
+        if h.size == 0 || captures(path, h) {
+            // Read anyway: hashing what is already in memory costs nothing.
+            return read_file(stream, h, path, opts.hash_content);
+        }
+        ranges.push(DataRange {
+            entry,
+            offset: stream.position(),
+            len: h.size,
+        });
+        stream
+            .skip_data(|r, n| r.skip(n))
+            .map_err(|e| read_error(path, e))?;
+        Ok(([0; 16], None))
+    })?;
+    drop(stream);
+    if let Some(p) = &opts.progress {
+        p.fetch_add(len, Ordering::Relaxed);
+    }
+    Ok(LayerIndex {
+        scan: LayerScan {
+            compression: Compression::None,
+            compressed_bytes: len,
+            blob_digest: None,
+            tar_bytes: len,
+            diff_id: None,
+            entries,
+            warnings,
+        },
+        ranges,
+    })
+}
+
+/// Buffer for reading the files [`hash_indexed`] hashes.
+const HASH_READ_BYTES: usize = 1 << 20;
+
+/// Hashes, in parallel on the current rayon pool, the content of the indexed
+/// files that [`ScanOptions::wants_hash`]; the blob lies in `file` from
+/// offset `start`. Reads are positional, so the threads share the handle.
+pub fn hash_indexed(
+    index: LayerIndex,
+    file: &File,
+    start: u64,
+    opts: &ScanOptions,
+) -> Result<LayerScan, String> {
+    use rayon::prelude::*;
+    let LayerIndex { mut scan, ranges } = index;
+    let mut todo: Vec<DataRange> = ranges
+        .into_iter()
+        .filter(|r| opts.wants_hash(scan.entries[r.entry].bytes))
+        .collect();
+    // Largest first, so the last file to finish is a small one.
+    todo.sort_by(|a, b| b.len.cmp(&a.len).then(a.offset.cmp(&b.offset)));
+    let entries = &scan.entries;
+    let hashes: Vec<Result<(usize, ContentHash), String>> = todo
+        .par_iter()
+        .with_max_len(1)
+        .map_init(Vec::new, |buf, r| {
+            if buf.is_empty() {
+                buf.resize(HASH_READ_BYTES, 0);
+            }
+            hash_range(file, start + r.offset, r.len, buf)
+                .map(|h| (r.entry, h))
+                .map_err(|e| read_error(&entries[r.entry].path, e))
+        })
+        .collect();
+    for h in hashes {
+        let (entry, hash) = h?;
+        scan.entries[entry].hash = hash;
+    }
+    Ok(scan)
+}
+
+/// BLAKE3-128 of `len` bytes of `file` from `offset`.
+fn hash_range(file: &File, offset: u64, len: u64, buf: &mut [u8]) -> io::Result<ContentHash> {
+    let mut hasher = blake3::Hasher::new();
+    let mut done = 0u64;
+    while done < len {
+        let want = usize::try_from(len - done).map_or(buf.len(), |l| l.min(buf.len()));
+        read_exact_at(file, &mut buf[..want], offset + done)?;
+        hasher.update(&buf[..want]);
+        done += want as u64;
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    Ok(out)
+}
+
+/// Fills `buf` from `offset` of `file` without moving its cursor.
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Fills `buf` from `offset` of `file` (Windows moves the cursor; nothing
+/// here depends on it).
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn tar_error(e: io::Error) -> String {
@@ -555,5 +870,125 @@ fn meta_entry(path: &str, kind: EntryKind) -> LayerEntry {
         hash: [0; 16],
         category: 0,
         data: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn layer_tar() -> Vec<u8> {
+        let mut b = ::tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| {
+            let mut h = ::tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        add("a", &[7; 1000]);
+        add("dir/b", &[7; 1000]);
+        add("c", &[1; 1000]);
+        add("d", &[]);
+        add("odd", &[9; 777]);
+        add(
+            "usr/lib/python3/site-packages/x-1.dist-info/RECORD",
+            b"x/__init__.py,,0\n",
+        );
+        add("big", &vec![3; 3 << 20]);
+        add("dir/.wh.gone", &[]);
+        b.into_inner().unwrap()
+    }
+
+    fn opts(hash_sizes: Option<&[u64]>) -> ScanOptions {
+        ScanOptions {
+            verify: false,
+            hash_content: true,
+            hash_sizes: hash_sizes.map(|s| Arc::new(s.iter().copied().collect())),
+            rules: Arc::new(crate::category::Rules::builtin()),
+            max_uncompressed_bytes: None,
+            progress: None,
+        }
+    }
+
+    type Seen = (String, EntryKind, u64, ContentHash, Option<Vec<u8>>);
+
+    fn seen(scan: &LayerScan) -> Vec<Seen> {
+        scan.entries
+            .iter()
+            .map(|e| {
+                let data = e.data.as_ref().map(|d| d.to_vec());
+                (e.path.to_string(), e.kind.clone(), e.bytes, e.hash, data)
+            })
+            .collect()
+    }
+
+    /// Indexes the tar stored at an offset of a file, then hashes.
+    fn indexed(tar: &[u8], o: &ScanOptions) -> LayerScan {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&[0xee; 1234]).unwrap();
+        f.write_all(tar).unwrap();
+        f.write_all(b"whatever follows the blob").unwrap();
+        let reader = BlobReader::new(f.try_clone().unwrap(), 1234, tar.len() as u64).unwrap();
+        let ix = index_plain_layer(reader, o).unwrap();
+        hash_indexed(ix, &f, 1234, o).unwrap()
+    }
+
+    #[test]
+    fn indexing_then_hashing_equals_one_streaming_pass() {
+        let tar = layer_tar();
+        let streamed = scan_layer(&tar[..], &opts(None)).unwrap();
+        let all = indexed(&tar, &opts(None));
+        let e = |s: &LayerScan, p: &str| s.entries.iter().find(|e| &*e.path == p).unwrap().hash;
+        let want = blake3::hash(&vec![3; 3 << 20]);
+        assert_eq!(e(&streamed, "/big")[..], want.as_bytes()[..16], "streamed");
+        assert_eq!(e(&all, "/big")[..], want.as_bytes()[..16], "indexed");
+        assert_eq!(seen(&all), seen(&streamed));
+        assert_eq!(
+            (all.compressed_bytes, all.tar_bytes, all.compression),
+            (tar.len() as u64, tar.len() as u64, Compression::None)
+        );
+        let e = |s: &LayerScan, p: &str| s.entries.iter().find(|e| &*e.path == p).unwrap().hash;
+        assert_eq!(e(&all, "/a"), e(&all, "/dir/b"));
+        assert_ne!(e(&all, "/a"), e(&all, "/c"));
+        assert_eq!(
+            e(&all, "/big")[..],
+            blake3::hash(&vec![3; 3 << 20]).as_bytes()[..16]
+        );
+    }
+
+    #[test]
+    fn only_files_of_the_wanted_sizes_are_hashed() {
+        let tar = layer_tar();
+        let full = scan_layer(&tar[..], &opts(None)).unwrap();
+        let gated = opts(Some(&[1000]));
+        for (what, scan) in [
+            ("streamed", scan_layer(&tar[..], &gated).unwrap()),
+            ("indexed", indexed(&tar, &gated)),
+        ] {
+            for (g, f) in seen(&scan).into_iter().zip(seen(&full)) {
+                assert_eq!((&g.0, &g.1, g.2, &g.4), (&f.0, &f.1, f.2, &f.4), "{what}");
+                match &*g.0 {
+                    "/a" | "/dir/b" | "/c" => assert_eq!(g.3, f.3, "{what} {}", g.0),
+                    "/odd" | "/big" => assert_eq!(g.3, [0; 16], "{what} {}", g.0),
+                    // Empty files and package databases: the index reads
+                    // them whole, so it hashes them too.
+                    _ => assert!(g.3 == f.3 || g.3 == [0; 16], "{what} {}", g.0),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn indexing_a_cut_blob_fails() {
+        let tar = layer_tar();
+        for cut in [100, 1500, tar.len() / 2, tar.len() - 2048] {
+            let mut f = tempfile::tempfile().unwrap();
+            f.write_all(&tar).unwrap();
+            let reader = BlobReader::new(f, 0, cut as u64).unwrap();
+            let e = index_plain_layer(reader, &opts(None)).unwrap_err();
+            assert!(e.contains("truncated"), "cut at {cut}: {e}");
+        }
     }
 }

@@ -180,7 +180,41 @@ impl<R: BufRead> TarStream<R> {
         result
     }
 
-    /// Bytes consumed from the inner reader so far.
+    /// Skips the current entry's data and padding without looking at them,
+    /// through `skip`, which must move `inner` forward by up to `n` bytes and
+    /// return how many it moved (fewer only at the end of the input). A reader
+    /// that can seek skips a large file without reading it.
+    pub fn skip_data(
+        &mut self,
+        skip: impl FnOnce(&mut R, u64) -> io::Result<u64>,
+    ) -> io::Result<()> {
+        match self.state {
+            State::Open => {}
+            State::End => return Ok(()),
+            State::Failed => return Err(failed()),
+        }
+        let want = self.data_left.saturating_add(self.pad_left);
+        let result = skip(&mut self.inner, want);
+        let got = match result {
+            Ok(got) => got.min(want),
+            Err(e) => {
+                self.state = State::Failed;
+                return Err(e);
+            }
+        };
+        self.pos = self.pos.saturating_add(got);
+        let data_got = got.min(self.data_left);
+        self.data_left -= data_got;
+        self.pad_left -= (got - data_got).min(self.pad_left);
+        if got < want {
+            self.state = State::Failed;
+            return Err(truncated_data(self.pos));
+        }
+        Ok(())
+    }
+
+    /// Bytes consumed from the inner reader so far: right after
+    /// [`TarStream::next_header`], where the entry's stored data starts.
     pub fn position(&self) -> u64 {
         self.pos
     }
@@ -1777,6 +1811,78 @@ mod tests {
             assert_eq!(i, all.len());
             assert_eq!(ts.next_header().unwrap(), None, "stays at the end");
         }
+    }
+
+    /// Skips `n` bytes of a byte slice the way a seeking reader does: at most
+    /// to its end.
+    fn skip_slice(r: &mut &[u8], n: u64) -> io::Result<u64> {
+        let k = usize::try_from(n).map_or(r.len(), |n| n.min(r.len()));
+        *r = &r[k..];
+        Ok(k as u64)
+    }
+
+    #[test]
+    fn skip_data_seeks_over_data_and_padding() {
+        let mut cases = vec![("mixed", mixed_archive())];
+        for (what, runs) in [("old GNU sparse", GNU_OLD), ("pax 1.0 sparse", PAX_1_0)] {
+            cases.push((what, fixture(runs)));
+        }
+        for (what, bytes) in cases {
+            let all = read_all(&bytes).unwrap();
+            let mut ts = TarStream::new(&bytes[..], Limits::default());
+            let mut i = 0;
+            while let Some(h) = ts.next_header().unwrap() {
+                assert_eq!(h, all[i].0, "{what}");
+                // The stored data lies at position(), `size` bytes long.
+                let at = ts.position() as usize;
+                assert_eq!(bytes[at..at + h.size as usize], all[i].1[..], "{what}");
+                if i % 2 == 0 {
+                    ts.skip_data(skip_slice).unwrap();
+                } else {
+                    ts.read_data(|_| {}).unwrap();
+                }
+                assert_eq!(ts.position() % BLOCK_U64, 0, "{what}: padding skipped too");
+                // Nothing is left to skip or read.
+                ts.skip_data(|_, n| {
+                    assert_eq!(n, 0);
+                    Ok(0)
+                })
+                .unwrap();
+                i += 1;
+            }
+            assert_eq!(i, all.len(), "{what}");
+        }
+    }
+
+    #[test]
+    fn skip_data_past_the_end_is_truncation_and_sticky() {
+        let bytes = cat(&[file("a", &[1; 3000]), end()]);
+        // Cut inside the data of "a".
+        let cut = &bytes[..2048];
+        let mut ts = TarStream::new(cut, Limits::default());
+        ts.next_header().unwrap().unwrap();
+        let e = ts.skip_data(skip_slice).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(ts.next_header().is_err(), "unusable after the error");
+        // A failing seek is an error too, and sticky.
+        let mut ts = TarStream::new(&bytes[..], Limits::default());
+        ts.next_header().unwrap().unwrap();
+        let e = ts
+            .skip_data(|_, _| Err(io::Error::other("seek failed")))
+            .unwrap_err();
+        assert!(e.to_string().contains("seek failed"));
+        assert!(ts.read_data(|_| {}).is_err());
+        // The data and its padding are skipped in one go.
+        let mut ts = TarStream::new(&bytes[..], Limits::default());
+        ts.next_header().unwrap().unwrap();
+        let mut asked = 0;
+        ts.skip_data(|r, n| {
+            asked = n;
+            skip_slice(r, n)
+        })
+        .unwrap();
+        assert_eq!(asked, 3072, "3000 bytes of data and 72 of padding");
+        assert_eq!(ts.next_header().unwrap(), None);
     }
 
     #[test]

@@ -18,13 +18,18 @@ pub mod meta;
 mod stream;
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::layer::{Compression, LayerScan, ScanOptions, scan_layer};
+use crate::layer::{
+    BlobReader, Compression, LayerIndex, LayerScan, ScanOptions, hash_indexed, index_plain_layer,
+    scan_layer,
+};
 use meta::{ImageMeta, MAX_DOC_BYTES, Selection, Store, short_digest};
 
 /// An image with every selected layer read once.
@@ -56,6 +61,123 @@ impl ScanCache {
     }
 }
 
+/// File sizes that occur more than once across every image read together.
+///
+/// Only files of those sizes need a content hash: duplicate groups, moved
+/// files and `identical` CUDA copies all compare (size, hash), so a file whose
+/// size is unique is never compared. When every layer is an uncompressed tar
+/// that can be read at any offset (docker-save archives, Docker 25+ and
+/// uncompressed OCI layouts), mlsize first indexes all layers from their tar
+/// headers, counts the sizes here, and then reads and hashes only the files
+/// whose size repeats; the rest of the data is never read unless digests are
+/// verified. Images read together (`mlsize diff`) share one census, so a file
+/// moved between them is still found. An image that cannot be indexed this way
+/// makes everybody hash everything.
+#[derive(Debug)]
+pub struct SizeCensus {
+    state: Mutex<CensusState>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct CensusState {
+    /// Images that have not contributed yet.
+    pending: usize,
+    counts: HashMap<u64, u32>,
+    /// Some image could not tell its sizes in advance.
+    hash_all: bool,
+    /// Computed once, when the last image has contributed.
+    result: Option<Option<Arc<HashSet<u64>>>>,
+}
+
+impl SizeCensus {
+    /// A census of `images` images, each with its seat.
+    pub fn seats(images: usize) -> Vec<Arc<CensusSeat>> {
+        let census = Arc::new(SizeCensus {
+            state: Mutex::new(CensusState {
+                pending: images,
+                ..CensusState::default()
+            }),
+            ready: Condvar::new(),
+        });
+        (0..images)
+            .map(|_| {
+                Arc::new(CensusSeat {
+                    census: census.clone(),
+                    done: AtomicBool::new(false),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One image's place in a [`SizeCensus`]. It contributes once; dropping it
+/// before that counts as "cannot tell" (so everything is hashed), which keeps
+/// a reader that failed from leaving the others waiting.
+#[derive(Debug)]
+pub struct CensusSeat {
+    census: Arc<SizeCensus>,
+    done: AtomicBool,
+}
+
+impl CensusSeat {
+    /// Adds this image's file-size counts (`None`: not known in advance).
+    /// Later calls do nothing.
+    pub fn contribute(&self, counts: Option<&HashMap<u64, u32>>) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(mut st) = self.census.state.lock() else {
+            return;
+        };
+        match counts {
+            Some(c) => {
+                for (&size, &n) in c {
+                    *st.counts.entry(size).or_insert(0) += n;
+                }
+            }
+            None => st.hash_all = true,
+        }
+        st.pending = st.pending.saturating_sub(1);
+        if st.pending == 0 {
+            let result = (!st.hash_all).then(|| {
+                let repeated = st
+                    .counts
+                    .iter()
+                    .filter(|&(_, &n)| n > 1)
+                    .map(|(&s, _)| s)
+                    .collect();
+                Arc::new(repeated)
+            });
+            st.counts = HashMap::new();
+            st.result = Some(result);
+            self.census.ready.notify_all();
+        }
+    }
+
+    /// Waits for every image's contribution; the sizes to hash (`None`: all).
+    fn sizes_to_hash(&self) -> Option<Arc<HashSet<u64>>> {
+        let Ok(mut st) = self.census.state.lock() else {
+            return None;
+        };
+        loop {
+            if let Some(r) = &st.result {
+                return r.clone();
+            }
+            st = match self.census.ready.wait(st) {
+                Ok(st) => st,
+                Err(_) => return None,
+            };
+        }
+    }
+}
+
+impl Drop for CensusSeat {
+    fn drop(&mut self) {
+        self.contribute(None);
+    }
+}
+
 /// Options for loading an image.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -67,6 +189,9 @@ pub struct LoadOptions {
     pub threads: usize,
     /// Scans shared with other images being read at the same time.
     pub cache: Option<Arc<ScanCache>>,
+    /// This image's seat in the size census of the images read together;
+    /// `None` when it is read alone.
+    pub census: Option<Arc<CensusSeat>>,
 }
 
 /// A place images come from. Archives and layouts on disk and standard input
@@ -265,8 +390,51 @@ fn layer_error(origin: &str, meta: &ImageMeta, i: usize, what: String) -> Error 
     }
 }
 
+/// Where a layer blob lies: `len` bytes of `file` from offset `start`.
+struct BlobFile {
+    file: File,
+    start: u64,
+    len: u64,
+}
+
+impl BlobFile {
+    fn reader(mut self) -> io::Result<Box<dyn Read + Send>> {
+        self.file.seek(SeekFrom::Start(self.start))?;
+        Ok(Box::new(self.file.take(self.len)))
+    }
+}
+
+fn blob_error(blob: &str, e: io::Error) -> String {
+    if e.kind() == io::ErrorKind::NotFound {
+        format!("blob '{blob}' is missing from the archive")
+    } else {
+        format!("cannot read blob '{blob}': {e}")
+    }
+}
+
+/// An uncompressed blob indexed from its headers, and where it starts in its file.
+type Indexed = (LayerIndex, u64);
+
+/// Indexes a blob when it is an uncompressed tar; `Ok(None)` when it is compressed.
+fn index_if_plain(blob: BlobFile, scan: &ScanOptions) -> Result<Option<Indexed>, String> {
+    let start = blob.start;
+    let mut reader = BlobReader::new(blob.file, blob.start, blob.len)
+        .map_err(|e| format!("read failed: {e}"))?;
+    let head = io::BufRead::fill_buf(&mut reader).map_err(|e| format!("read failed: {e}"))?;
+    if !head.is_empty() && Compression::sniff(head).map_err(|e| e.to_string())? != Compression::None
+    {
+        return Ok(None);
+    }
+    index_plain_layer(reader, scan).map(|ix| Some((ix, start)))
+}
+
 /// Scans the selected layers of a seekable store, largest first, `threads` at a time.
 /// A blob used by several layers is read once.
+///
+/// When content is hashed and every blob is an uncompressed tar, the layers
+/// are first indexed from their headers (see [`SizeCensus`]); then only the
+/// files whose size repeats are read and hashed, and, without verification,
+/// no other data is read at all.
 fn scan_seekable<F>(
     origin: &str,
     meta: &ImageMeta,
@@ -274,7 +442,7 @@ fn scan_seekable<F>(
     open_blob: F,
 ) -> Result<Vec<LayerScan>>
 where
-    F: Fn(&str) -> io::Result<Box<dyn Read + Send>> + Sync,
+    F: Fn(&str) -> io::Result<BlobFile> + Sync,
 {
     let mut unique: Vec<(usize, u64)> = Vec::new();
     let mut first_of: HashMap<&str, usize> = HashMap::new();
@@ -286,23 +454,98 @@ where
     }
     // Longest job first keeps the critical path short.
     unique.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let results: Mutex<HashMap<usize, Result<LayerScan, String>>> = Mutex::new(HashMap::new());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
         .build()
         .map_err(|e| Error::Usage(format!("cannot start threads: {e}")))?;
+    let verify = opts.scan.verify;
+
+    // Phase 1: index uncompressed blobs from their headers.
+    let indexed: Mutex<HashMap<usize, Result<Option<Indexed>, String>>> = Mutex::default();
+    if opts.scan.hash_content {
+        pool.scope_fifo(|s| {
+            for &(i, _) in &unique {
+                let (indexed, open_blob) = (&indexed, &open_blob);
+                s.spawn_fifo(move |_| {
+                    let blob = &meta.layers[i].blob;
+                    let r = open_blob(blob)
+                        .map_err(|e| blob_error(blob, e))
+                        .and_then(|b| index_if_plain(b, &opts.scan));
+                    if let Ok(mut m) = indexed.lock() {
+                        m.insert(i, r);
+                    }
+                });
+            }
+        });
+    }
+    let mut indexed = indexed
+        .into_inner()
+        .map_err(|_| Error::Usage("a layer worker panicked".into()))?;
+    // Without verification an index error is the layer's error; with it, the
+    // full read below reports what is wrong (a digest mismatch comes first).
+    if !verify {
+        for (i, _) in &unique {
+            if let Some(Err(what)) = indexed.get(i) {
+                return Err(layer_error(origin, meta, *i, what.clone()));
+            }
+        }
+    }
+    let all_indexed = opts.scan.hash_content
+        && unique
+            .iter()
+            .all(|(i, _)| matches!(indexed.get(i), Some(Ok(Some(_)))));
+    let counts = all_indexed.then(|| {
+        let mut counts: HashMap<u64, u32> = HashMap::new();
+        for l in &meta.layers {
+            if let Some(Ok(Some((ix, _)))) = indexed.get(&first_of[l.blob.as_str()]) {
+                for size in ix.file_sizes() {
+                    *counts.entry(size).or_insert(0) += 1;
+                }
+            }
+        }
+        counts
+    });
+    let hash_sizes = match &opts.census {
+        Some(seat) => {
+            seat.contribute(counts.as_ref());
+            seat.sizes_to_hash()
+        }
+        None => counts.map(|c| {
+            Arc::new(
+                c.into_iter()
+                    .filter(|&(_, n)| n > 1)
+                    .map(|(s, _)| s)
+                    .collect(),
+            )
+        }),
+    };
+    let mut scan_opts = opts.scan.clone();
+    scan_opts.hash_sizes = hash_sizes;
+    // Verification reads every byte anyway: the index is not needed any more.
+    if verify || scan_opts.hash_sizes.is_none() {
+        indexed.clear();
+    }
+    let indexed = Mutex::new(indexed);
+
+    // Phase 2: read (and hash) what is needed, layer by layer.
+    let results: Mutex<HashMap<usize, Result<LayerScan, String>>> = Mutex::new(HashMap::new());
     pool.scope_fifo(|s| {
         for &(i, _) in &unique {
-            let results = &results;
-            let open_blob = &open_blob;
+            let (results, indexed, open_blob, scan_opts) =
+                (&results, &indexed, &open_blob, &scan_opts);
             s.spawn_fifo(move |_| {
                 let blob = &meta.layers[i].blob;
-                let read = || match open_blob(blob) {
-                    Ok(reader) => scan_layer(reader, &opts.scan),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        Err(format!("blob '{blob}' is missing from the archive"))
+                let read = || {
+                    let ix = indexed.lock().ok().and_then(|mut m| m.remove(&i));
+                    match ix {
+                        Some(Ok(Some((ix, start)))) => open_blob(blob)
+                            .map_err(|e| blob_error(blob, e))
+                            .and_then(|b| hash_indexed(ix, &b.file, start, scan_opts)),
+                        _ => open_blob(blob)
+                            .and_then(BlobFile::reader)
+                            .map_err(|e| blob_error(blob, e))
+                            .and_then(|r| scan_layer(r, scan_opts)),
                     }
-                    Err(e) => Err(format!("cannot read blob '{blob}': {e}")),
                 };
                 // The same content stored differently (another compression)
                 // is another blob: its size and digest need their own read.
@@ -421,7 +664,13 @@ impl ImageSource for DirStore {
             let p = self
                 .host_path(blob)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "invalid blob path"))?;
-            Ok(Box::new(File::open(p)?) as Box<dyn Read + Send>)
+            let file = File::open(p)?;
+            let len = file.metadata()?.len();
+            Ok(BlobFile {
+                file,
+                start: 0,
+                len,
+            })
         })?;
         verify_layers(&self.origin, &meta, &scans, opts.selection.verify)?;
         Ok(LoadedImage {
@@ -509,13 +758,19 @@ impl TarStore {
         None
     }
 
-    fn open_member(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
-        let (offset, size) = self
+    /// Where a member's data is; a member cut short by a truncated archive
+    /// ends where the file does.
+    fn member_blob(&self, name: &str) -> io::Result<BlobFile> {
+        let (start, size) = self
             .find(name)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "missing"))?;
-        let mut f = File::open(&self.path)?;
-        f.seek(SeekFrom::Start(offset))?;
-        Ok(Box::new(f.take(size)))
+        let file = File::open(&self.path)?;
+        let len = size.min(file.metadata()?.len().saturating_sub(start));
+        Ok(BlobFile { file, start, len })
+    }
+
+    fn open_member(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
+        self.member_blob(name)?.reader()
     }
 }
 
@@ -571,7 +826,7 @@ impl ImageSource for TarStore {
         if meta.format == "oci" {
             meta.format = "oci-archive".into();
         }
-        let scans = scan_seekable(&self.origin, &meta, opts, |blob| self.open_member(blob))?;
+        let scans = scan_seekable(&self.origin, &meta, opts, |blob| self.member_blob(blob))?;
         verify_layers(&self.origin, &meta, &scans, opts.selection.verify)?;
         Ok(LoadedImage {
             meta,

@@ -117,6 +117,10 @@ fn outer_error(origin: &str, e: io::Error, what: &str) -> Error {
 
 impl ImageSource for StreamSource {
     fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage> {
+        // One pass over a stream cannot know file sizes in advance.
+        if let Some(seat) = &opts.census {
+            seat.contribute(None);
+        }
         let origin = self.origin.clone();
         let mut br = BufReader::with_capacity(CHUNK, self.reader);
         let head = br.fill_buf().map_err(|e| Error::io(&origin, e))?;
