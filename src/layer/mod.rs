@@ -17,7 +17,7 @@
 pub mod path;
 pub mod tar;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -766,12 +766,34 @@ pub fn index_plain_layer(mut blob: BlobReader, opts: &ScanOptions) -> Result<Lay
     })
 }
 
+/// Counts the apparent sizes of the regular files of an uncompressed layer
+/// blob from its tar headers alone, seeking over all data: what a verified
+/// read needs to know in advance (it reads every byte afterwards anyway), at
+/// the cost of the headers only. Whiteouts count as empty files, which only
+/// means that empty files get hashed.
+pub fn count_plain_file_sizes(
+    mut blob: BlobReader,
+    counts: &mut HashMap<u64, u32>,
+) -> Result<(), String> {
+    let mut stream = tar::TarStream::new(&mut blob, tar::Limits::default());
+    while let Some(h) = stream.next_header().map_err(tar_error)? {
+        if h.kind == tar::Kind::File {
+            *counts.entry(h.apparent_size).or_insert(0) += 1;
+        }
+        stream.skip_data(|r, n| r.skip(n)).map_err(tar_error)?;
+    }
+    Ok(())
+}
+
 /// Buffer for reading the files [`hash_indexed`] hashes.
 const HASH_READ_BYTES: usize = 1 << 20;
 
 /// Hashes, in parallel on the current rayon pool, the content of the indexed
 /// files that [`ScanOptions::wants_hash`]; the blob lies in `file` from
 /// offset `start`. Reads are positional, so the threads share the handle.
+///
+/// Files close to each other are read together (a run of small files costs
+/// one read, not one per file); a large file is read in pieces.
 pub fn hash_indexed(
     index: LayerIndex,
     file: &File,
@@ -780,30 +802,73 @@ pub fn hash_indexed(
 ) -> Result<LayerScan, String> {
     use rayon::prelude::*;
     let LayerIndex { mut scan, ranges } = index;
-    let mut todo: Vec<DataRange> = ranges
+    // Ranges come in blob order.
+    let mut runs: Vec<Vec<DataRange>> = Vec::new();
+    for r in ranges
         .into_iter()
         .filter(|r| opts.wants_hash(scan.entries[r.entry].bytes))
-        .collect();
-    // Largest first, so the last file to finish is a small one.
-    todo.sort_by(|a, b| b.len.cmp(&a.len).then(a.offset.cmp(&b.offset)));
+    {
+        match runs.last_mut() {
+            Some(run)
+                if run.last().is_some_and(|last| {
+                    let end = last.offset + last.len;
+                    r.offset.saturating_sub(end) <= MAX_READ_GAP
+                        && r.offset + r.len - run[0].offset <= HASH_READ_BYTES as u64
+                }) =>
+            {
+                run.push(r)
+            }
+            _ => runs.push(vec![r]),
+        }
+    }
+    let span = |run: &[DataRange]| run.last().map_or(0, |l| l.offset + l.len - run[0].offset);
+    // Largest first, so the last job to finish is a small one.
+    runs.sort_by(|a, b| span(b).cmp(&span(a)).then(a[0].offset.cmp(&b[0].offset)));
     let entries = &scan.entries;
-    let hashes: Vec<Result<(usize, ContentHash), String>> = todo
+    let hashes: Vec<Result<Vec<(usize, ContentHash)>, String>> = runs
         .par_iter()
         .with_max_len(1)
-        .map_init(Vec::new, |buf, r| {
+        .map_init(Vec::new, |buf, run| {
             if buf.is_empty() {
                 buf.resize(HASH_READ_BYTES, 0);
             }
-            hash_range(file, start + r.offset, r.len, buf)
-                .map(|h| (r.entry, h))
-                .map_err(|e| read_error(&entries[r.entry].path, e))
+            let first = &run[0];
+            let what = |e| read_error(&entries[first.entry].path, e);
+            if let [one] = &run[..] {
+                return hash_range(file, start + one.offset, one.len, buf)
+                    .map(|h| vec![(one.entry, h)])
+                    .map_err(what);
+            }
+            // Several small files within HASH_READ_BYTES: one read.
+            let span = span(run) as usize;
+            read_exact_at(file, &mut buf[..span], start + first.offset).map_err(what)?;
+            Ok(run
+                .iter()
+                .map(|r| {
+                    let at = (r.offset - first.offset) as usize;
+                    (r.entry, content_hash(&buf[at..at + r.len as usize]))
+                })
+                .collect())
         })
         .collect();
     for h in hashes {
-        let (entry, hash) = h?;
-        scan.entries[entry].hash = hash;
+        for (entry, hash) in h? {
+            scan.entries[entry].hash = hash;
+        }
     }
     Ok(scan)
+}
+
+/// Largest gap between two files that [`hash_indexed`] reads through rather
+/// than issuing another read (a read call costs about as much as copying
+/// 10-20 KiB).
+const MAX_READ_GAP: u64 = 32 * 1024;
+
+/// BLAKE3-128 of a file's content held in memory.
+fn content_hash(data: &[u8]) -> ContentHash {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&blake3::hash(data).as_bytes()[..16]);
+    out
 }
 
 /// BLAKE3-128 of `len` bytes of `file` from `offset`.
@@ -978,6 +1043,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn counting_sizes_reads_headers_only() {
+        let tar = layer_tar();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&tar).unwrap();
+        let mut counts = HashMap::new();
+        let reader = BlobReader::new(f.try_clone().unwrap(), 0, tar.len() as u64).unwrap();
+        count_plain_file_sizes(reader, &mut counts).unwrap();
+        // Three files of 1000 bytes; "d" and the whiteout are empty.
+        let want = HashMap::from([(1000, 3), (0, 2), (777, 1), (17, 1), (3 << 20, 1)]);
+        assert_eq!(counts, want);
+        let cut = BlobReader::new(f, 0, tar.len() as u64 / 2).unwrap();
+        assert!(count_plain_file_sizes(cut, &mut counts).is_err());
     }
 
     #[test]

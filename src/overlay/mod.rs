@@ -12,35 +12,71 @@ use std::collections::HashMap;
 
 use crate::layer::{ContentHash, EntryKind, LayerEntry, path};
 
-/// One regular-file entry as written by a layer.
+/// One regular-file entry as written by a layer. Kept small (64 bytes):
+/// there is one per file, for the whole analysis.
 #[derive(Debug, Clone)]
 pub struct Inode {
     /// The path the entry was written at.
     pub path: Box<str>,
     /// Apparent size.
     pub bytes: u64,
-    /// Layer that wrote it (0-based).
-    pub layer: u32,
-    /// Category index, decided by `path`.
-    pub category: u8,
     /// Content hash.
     pub hash: ContentHash,
-    /// Whether any name of it is in the final tree.
-    pub visible: bool,
-    /// The lowest visible name in byte order, when it differs from `path`.
-    pub visible_name: Option<Box<str>>,
+    /// What few inodes have: another visible name, package-database content.
+    extra: Option<Box<InodeExtra>>,
+    /// Layer that wrote it (0-based).
+    pub layer: u32,
     /// Number of visible names.
     pub names: u32,
-    /// The last layer that removed or replaced one of its names.
-    pub removed_by: Option<u32>,
-    /// Content of package-database files (see [`crate::layer::is_package_db`]).
-    pub data: Option<Box<[u8]>>,
+    /// The last layer that removed or replaced one of its names, or [`NO_LAYER`].
+    removed_by: u32,
+    /// Category index, decided by `path`.
+    pub category: u8,
+    /// Whether any name of it is in the final tree.
+    pub visible: bool,
 }
+
+#[derive(Debug, Clone, Default)]
+struct InodeExtra {
+    /// The lowest visible name in byte order, when it differs from `path`.
+    visible_name: Option<Box<str>>,
+    /// Content of a package-database file (see [`crate::layer::is_package_db`]).
+    data: Option<Box<[u8]>>,
+}
+
+/// [`Inode`]'s `removed_by` when no layer removed it.
+const NO_LAYER: u32 = u32::MAX;
 
 impl Inode {
     /// The name to show for a visible inode: its lowest visible path.
     pub fn shown_path(&self) -> &str {
-        self.visible_name.as_deref().unwrap_or(&self.path)
+        self.extra
+            .as_ref()
+            .and_then(|x| x.visible_name.as_deref())
+            .unwrap_or(&self.path)
+    }
+
+    /// Content of package-database files (see [`crate::layer::is_package_db`]).
+    pub fn data(&self) -> Option<&[u8]> {
+        self.extra.as_ref().and_then(|x| x.data.as_deref())
+    }
+
+    /// The last layer that removed or replaced one of its names.
+    pub fn removed_by(&self) -> Option<u32> {
+        (self.removed_by != NO_LAYER).then_some(self.removed_by)
+    }
+
+    fn set_visible_name(&mut self, name: Option<Box<str>>) {
+        match (&mut self.extra, name) {
+            (Some(x), name) => x.visible_name = name,
+            (None, None) => {}
+            (None, Some(name)) => {
+                self.extra = Some(Box::new(InodeExtra {
+                    visible_name: Some(name),
+                    data: None,
+                }))
+            }
+        }
     }
 }
 
@@ -91,6 +127,16 @@ impl Overlay {
         }
     }
 
+    /// An empty filesystem with room for `entries` layer entries, `files` of
+    /// them regular files, so the arrays never grow (and never briefly exist
+    /// twice) while merging.
+    pub fn with_capacity(entries: usize, files: usize) -> Overlay {
+        let mut o = Overlay::new();
+        o.nodes.reserve(entries);
+        o.inodes.reserve_exact(files);
+        o
+    }
+
     /// Applies one layer's entries (consumed, to reuse their paths).
     pub fn apply_layer(&mut self, layer: u32, entries: Vec<LayerEntry>) {
         self.layer = layer;
@@ -118,14 +164,18 @@ impl Overlay {
                     self.inodes.push(Inode {
                         path: e.path,
                         bytes: e.bytes,
-                        layer,
-                        category: e.category,
                         hash: e.hash,
-                        visible: false,
-                        visible_name: None,
+                        extra: e.data.map(|data| {
+                            Box::new(InodeExtra {
+                                visible_name: None,
+                                data: Some(data),
+                            })
+                        }),
+                        layer,
                         names: 0,
-                        removed_by: None,
-                        data: e.data,
+                        removed_by: NO_LAYER,
+                        category: e.category,
+                        visible: false,
                     });
                 }
                 EntryKind::HardLink(ref target) => match self.lookup(target) {
@@ -205,7 +255,7 @@ impl Overlay {
         let mut stack = vec![n];
         while let Some(n) = stack.pop() {
             match &self.nodes[n as usize] {
-                Node::File(i) => self.inodes[*i as usize].removed_by = Some(layer),
+                Node::File(i) => self.inodes[*i as usize].removed_by = layer,
                 Node::Dir(children) => stack.extend(children.values().copied()),
                 Node::Other => {}
             }
@@ -320,14 +370,11 @@ impl Overlay {
         if !inode.visible {
             inode.visible = true;
             if *name != *inode.path {
-                inode.visible_name = Some(name.into_boxed_str());
+                inode.set_visible_name(Some(name.into_boxed_str()));
             }
         } else if name.as_str() < inode.shown_path() {
-            inode.visible_name = if *name == *inode.path {
-                None
-            } else {
-                Some(name.into_boxed_str())
-            };
+            let other = (*name != *inode.path).then(|| name.into_boxed_str());
+            inode.set_visible_name(other);
         }
     }
 }

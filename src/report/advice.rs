@@ -293,7 +293,7 @@ pub fn recommend(
         if n.visible {
             continue;
         }
-        let killer = n.removed_by.unwrap_or(n.layer) as usize;
+        let killer = n.removed_by().unwrap_or(n.layer) as usize;
         let overwritten = visible_paths.get(&*n.path) == Some(&(killer as u32));
         by_pair
             .entry((n.layer as usize, killer, overwritten))

@@ -570,7 +570,7 @@ pub fn python_packages(a: &Analysis) -> PackageSet {
         .collect();
     let mut out = PackageSet::new();
     for i in a.inodes.iter().filter(|i| i.visible) {
-        let Some(data) = &i.data else { continue };
+        let Some(data) = i.data() else { continue };
         let path = i.shown_path();
         let Some(dist_dir) = path.strip_suffix("/RECORD") else {
             continue;
@@ -637,7 +637,7 @@ fn split_csv_first(line: &str) -> (String, &str) {
 pub fn debian_packages(a: &Analysis) -> PackageSet {
     let mut out = PackageSet::new();
     for i in a.inodes.iter().filter(|i| i.visible) {
-        let Some(data) = &i.data else { continue };
+        let Some(data) = i.data() else { continue };
         let p = i.shown_path();
         if p != "/var/lib/dpkg/status" && !p.starts_with("/var/lib/dpkg/status.d/") {
             continue;

@@ -27,8 +27,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::layer::{
-    BlobReader, Compression, LayerIndex, LayerScan, ScanOptions, hash_indexed, index_plain_layer,
-    scan_layer,
+    BlobReader, Compression, LayerIndex, LayerScan, ScanOptions, count_plain_file_sizes,
+    hash_indexed, index_plain_layer, scan_layer,
 };
 use meta::{ImageMeta, MAX_DOC_BYTES, Selection, Store, short_digest};
 
@@ -412,8 +412,14 @@ fn blob_error(blob: &str, e: io::Error) -> String {
     }
 }
 
-/// An uncompressed blob indexed from its headers, and where it starts in its file.
-type Indexed = (LayerIndex, u64);
+/// What the headers of an uncompressed blob told before its data is read.
+enum Indexed {
+    /// The whole index (for reads without verification), and where the
+    /// blob starts in its file.
+    Entries(LayerIndex, u64),
+    /// Only how many regular files have each size (verified reads).
+    Sizes(HashMap<u64, u32>),
+}
 
 /// Indexes a blob when it is an uncompressed tar; `Ok(None)` when it is compressed.
 fn index_if_plain(blob: BlobFile, scan: &ScanOptions) -> Result<Option<Indexed>, String> {
@@ -425,7 +431,12 @@ fn index_if_plain(blob: BlobFile, scan: &ScanOptions) -> Result<Option<Indexed>,
     {
         return Ok(None);
     }
-    index_plain_layer(reader, scan).map(|ix| Some((ix, start)))
+    if scan.verify {
+        let mut sizes = HashMap::new();
+        count_plain_file_sizes(reader, &mut sizes)?;
+        return Ok(Some(Indexed::Sizes(sizes)));
+    }
+    index_plain_layer(reader, scan).map(|ix| Some(Indexed::Entries(ix, start)))
 }
 
 /// Scans the selected layers of a seekable store, largest first, `threads` at a time.
@@ -497,10 +508,18 @@ where
     let counts = all_indexed.then(|| {
         let mut counts: HashMap<u64, u32> = HashMap::new();
         for l in &meta.layers {
-            if let Some(Ok(Some((ix, _)))) = indexed.get(&first_of[l.blob.as_str()]) {
-                for size in ix.file_sizes() {
-                    *counts.entry(size).or_insert(0) += 1;
+            match indexed.get(&first_of[l.blob.as_str()]) {
+                Some(Ok(Some(Indexed::Entries(ix, _)))) => {
+                    for size in ix.file_sizes() {
+                        *counts.entry(size).or_insert(0) += 1;
+                    }
                 }
+                Some(Ok(Some(Indexed::Sizes(sizes)))) => {
+                    for (&size, &n) in sizes {
+                        *counts.entry(size).or_insert(0) += n;
+                    }
+                }
+                _ => {}
             }
         }
         counts
@@ -521,7 +540,8 @@ where
     };
     let mut scan_opts = opts.scan.clone();
     scan_opts.hash_sizes = hash_sizes;
-    // Verification reads every byte anyway: the index is not needed any more.
+    // Verification reads every byte anyway; without a census, everything is
+    // hashed: either way the stream below reads the layers.
     if verify || scan_opts.hash_sizes.is_none() {
         indexed.clear();
     }
@@ -538,7 +558,7 @@ where
                 let read = || {
                     let ix = indexed.lock().ok().and_then(|mut m| m.remove(&i));
                     match ix {
-                        Some(Ok(Some((ix, start)))) => open_blob(blob)
+                        Some(Ok(Some(Indexed::Entries(ix, start)))) => open_blob(blob)
                             .map_err(|e| blob_error(blob, e))
                             .and_then(|b| hash_indexed(ix, &b.file, start, scan_opts)),
                         _ => open_blob(blob)
