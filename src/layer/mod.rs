@@ -1,13 +1,14 @@
 //! Stage 2, stream: a layer blob (`Read`) → decompression → tar → [`LayerScan`].
 //!
-//! Two threads work on every layer so that one dominant layer still keeps two
-//! cores busy: a decoder thread reads the blob, hashes it for its descriptor
-//! digest and decompresses it; the scanning thread (the caller's) hashes the tar
-//! stream for the `diff_id`, parses the tar headers and hashes the content of
-//! regular files for duplicate detection. An uncompressed blob is its own
-//! `diff_id`: the scanner hashes it once and the reading thread only copies.
-//! Buffers go back and forth through two bounded channels, so memory stays
-//! constant whatever the layer's size.
+//! Several threads work on every layer so that one dominant layer still keeps
+//! both cores busy: a decoder thread reads the blob, hashes it for its
+//! descriptor digest when it is compressed, and decompresses it; with
+//! verification, a digest thread hashes the tar stream for the `diff_id` (for
+//! an uncompressed blob, also its digest); the scanning thread (the caller's)
+//! parses the tar headers and hashes the content of regular files for
+//! duplicate detection. 1 MiB buffers go from one to the next through bounded
+//! channels and back to the decoder, so memory stays constant whatever the
+//! layer's size.
 //!
 //! An uncompressed blob that can be read at any offset can also be indexed
 //! from its tar headers alone ([`index_plain_layer`], seeking over file data),
@@ -228,26 +229,34 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
     let (free_tx, free_rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
     std::thread::scope(|s| {
         let decoder = s.spawn(move || decode(br, compression, chunk_tx, free_rx));
+        // With verification, SHA-256 of the tar stream (the slowest stage of
+        // an uncompressed or zstd layer) gets a thread of its own, between
+        // the decoder and the scanner.
+        let (scan_rx, digest) = if opts.verify {
+            let (tx, rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+            (rx, Some(s.spawn(move || digest_chunks(chunk_rx, tx))))
+        } else {
+            (chunk_rx, None)
+        };
         let mut reader = ChunkReader {
-            rx: chunk_rx,
+            rx: scan_rx,
             free: free_tx,
             cur: Vec::new(),
             pos: 0,
             total: 0,
             limit: opts.max_uncompressed_bytes,
-            hasher: None,
         };
-        if opts.verify {
-            reader.hasher = Some(Sha256::new());
-        }
         let scanned = scan_tar(&mut reader, opts);
-        // Dropping the reader unblocks the decoder if the scan stopped early.
+        // Dropping the reader unblocks the others if the scan stopped early.
         let tar_bytes = reader.total;
-        let tar_hash = reader.hasher.take();
         drop(reader);
         let decoded = decoder
             .join()
             .map_err(|_| "decoder thread panicked".to_string())?;
+        let tar_hash = digest
+            .map(|d| d.join())
+            .transpose()
+            .map_err(|_| "digest thread panicked".to_string())?;
         // The decoder's error is the root cause when both failed.
         let decoded = decoded?;
         let (entries, warnings) = scanned?;
@@ -266,6 +275,22 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
             warnings,
         })
     })
+}
+
+/// The digest thread: hashes every chunk of the tar stream (for the diff_id)
+/// and passes it on to the scanner, which sees the same bytes in the same
+/// order. A scanner that read to the end had every byte hashed.
+fn digest_chunks(rx: Receiver<io::Result<Vec<u8>>>, tx: Sender<io::Result<Vec<u8>>>) -> Sha256 {
+    let mut hasher = Sha256::new();
+    for chunk in rx {
+        if let Ok(c) = &chunk {
+            hasher.update(c);
+        }
+        if tx.send(chunk).is_err() {
+            break;
+        }
+    }
+    hasher
 }
 
 struct Decoded {
@@ -408,7 +433,6 @@ struct ChunkReader {
     pos: usize,
     total: u64,
     limit: Option<u64>,
-    hasher: Option<Sha256>,
 }
 
 impl ChunkReader {
@@ -424,10 +448,6 @@ impl ChunkReader {
             self.pos = 0;
             if self.cur.is_empty() {
                 return Ok(false);
-            }
-            // The diff_id covers every byte of the tar stream, read once here.
-            if let Some(h) = &mut self.hasher {
-                h.update(&self.cur);
             }
             self.total += self.cur.len() as u64;
             if let Some(limit) = self.limit
