@@ -209,7 +209,6 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
     let raw = RawReader {
         inner: raw,
         count: 0,
-        hasher: None,
         progress: opts.progress.clone(),
     };
     let mut br = BufReader::with_capacity(CHUNK_BYTES, raw);
@@ -218,17 +217,52 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
         return Err("layer blob is empty".to_string());
     }
     let compression = Compression::sniff(head).map_err(|e| e.to_string())?;
-    if opts.verify && compression != Compression::None {
-        // The compressed blob's digest: from the bytes read so far (all in
-        // the buffer, none consumed), then as the decoder pulls the rest.
-        let mut h = Sha256::new();
-        h.update(br.buffer());
-        br.get_mut().hasher = Some(h);
-    }
     let (chunk_tx, chunk_rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
     let (free_tx, free_rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
     std::thread::scope(|s| {
-        let decoder = s.spawn(move || decode(br, compression, chunk_tx, free_rx));
+        let decoder = if opts.verify && compression != Compression::None {
+            // The compressed blob's digest on a thread of its own too, which
+            // reads the blob and hands it to the decoder: decompression alone
+            // is then the critical path of a large gzip layer.
+            let (raw_tx, raw_rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+            let (raw_free_tx, raw_free_rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
+            let blob = s.spawn(move || read_blob(br, raw_tx, raw_free_rx));
+            let input = ChunkReader::new(raw_rx, raw_free_tx, None);
+            s.spawn(move || -> Result<Decoded, String> {
+                let done = match decode(input, compression, chunk_tx, free_rx) {
+                    // Dropped before the join: the reader may be waiting to send.
+                    Ok(Some(input)) => {
+                        drop(input);
+                        Ok(true)
+                    }
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                let blob = blob
+                    .join()
+                    .map_err(|_| "blob reader panicked".to_string())?;
+                if !done? {
+                    return Ok(Decoded::abandoned(compression));
+                }
+                let (count, hasher) = blob?;
+                Ok(Decoded {
+                    compression,
+                    compressed_bytes: count,
+                    blob_digest: Some(sha256_string(&hasher.finalize())),
+                })
+            })
+        } else {
+            s.spawn(move || -> Result<Decoded, String> {
+                Ok(match decode(br, compression, chunk_tx, free_rx)? {
+                    Some(br) => Decoded {
+                        compression,
+                        compressed_bytes: br.into_inner().count,
+                        blob_digest: None,
+                    },
+                    None => Decoded::abandoned(compression),
+                })
+            })
+        };
         // With verification, SHA-256 of the tar stream (the slowest stage of
         // an uncompressed or zstd layer) gets a thread of its own, between
         // the decoder and the scanner.
@@ -238,14 +272,7 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
         } else {
             (chunk_rx, None)
         };
-        let mut reader = ChunkReader {
-            rx: scan_rx,
-            free: free_tx,
-            cur: Vec::new(),
-            pos: 0,
-            total: 0,
-            limit: opts.max_uncompressed_bytes,
-        };
+        let mut reader = ChunkReader::new(scan_rx, free_tx, opts.max_uncompressed_bytes);
         let scanned = scan_tar(&mut reader, opts);
         // Dropping the reader unblocks the others if the scan stopped early.
         let tar_bytes = reader.total;
@@ -299,11 +326,10 @@ struct Decoded {
     blob_digest: Option<String>,
 }
 
-/// Counts (and optionally hashes) the raw blob bytes as the decoder pulls them.
+/// Counts the raw blob bytes as they are read.
 struct RawReader<R> {
     inner: R,
     count: u64,
-    hasher: Option<Sha256>,
     progress: Option<Arc<AtomicU64>>,
 }
 
@@ -311,9 +337,6 @@ impl<R: Read> Read for RawReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
-        if let Some(h) = &mut self.hasher {
-            h.update(&buf[..n]);
-        }
         if let Some(p) = &self.progress {
             p.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -321,37 +344,43 @@ impl<R: Read> Read for RawReader<R> {
     }
 }
 
-/// The decoder thread: raw blob → decompressed chunks.
-fn decode<R: Read>(
-    mut br: BufReader<RawReader<R>>,
+impl Decoded {
+    /// The scanner stopped early (it has the error to report).
+    fn abandoned(compression: Compression) -> Decoded {
+        Decoded {
+            compression,
+            compressed_bytes: 0,
+            blob_digest: None,
+        }
+    }
+}
+
+/// The decoder thread: blob bytes → decompressed chunks. Gives the input
+/// back once it is read to the end (checked: nothing follows the compressed
+/// stream), or `None` when the scanner stopped first.
+fn decode<I: BufRead>(
+    mut input: I,
     compression: Compression,
     tx: Sender<io::Result<Vec<u8>>>,
     free: Receiver<Vec<u8>>,
-) -> Result<Decoded, String> {
+) -> Result<Option<I>, String> {
     let pumped = match compression {
-        Compression::None => pump(&mut br, &tx, &free).map(|()| br),
+        Compression::None => pump(&mut input, &tx, &free).map(|()| input),
         Compression::Gzip => {
-            let mut d = flate2::bufread::MultiGzDecoder::new(br);
+            let mut d = flate2::bufread::MultiGzDecoder::new(input);
             pump(&mut d, &tx, &free).map(|()| d.into_inner())
         }
         Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(br)
+            let mut d = zstd::stream::read::Decoder::with_buffer(input)
                 .map_err(|e| format!("cannot start zstd decoder: {e}"))?;
             d.window_log_max(31)
                 .map_err(|e| format!("cannot start zstd decoder: {e}"))?;
             pump(&mut d, &tx, &free).map(|()| d.finish())
         }
     };
-    let mut br = match pumped {
-        Ok(br) => br,
-        Err(PumpError::ReceiverGone) => {
-            // The scanner stopped (it has the error to report); drain nothing.
-            return Ok(Decoded {
-                compression,
-                compressed_bytes: 0,
-                blob_digest: None,
-            });
-        }
+    let mut input = match pumped {
+        Ok(input) => input,
+        Err(PumpError::ReceiverGone) => return Ok(None),
         Err(PumpError::Io(e, at)) => {
             let msg = describe_decode_error(compression, &e, at);
             let _ = tx.send(Err(io::Error::other(msg.clone())));
@@ -359,7 +388,8 @@ fn decode<R: Read>(
         }
     };
     // Whatever follows the compressed stream is not part of the layer.
-    let trailing = io::copy(&mut br, &mut io::sink()).map_err(|e| format!("read failed: {e}"))?;
+    let trailing =
+        io::copy(&mut input, &mut io::sink()).map_err(|e| format!("read failed: {e}"))?;
     if trailing > 0 {
         let msg = format!(
             "{trailing} bytes of trailing data after the {} stream",
@@ -368,12 +398,47 @@ fn decode<R: Read>(
         let _ = tx.send(Err(io::Error::other(msg.clone())));
         return Err(msg);
     }
-    let raw = br.into_inner();
-    Ok(Decoded {
-        compression,
-        compressed_bytes: raw.count,
-        blob_digest: raw.hasher.map(|h| sha256_string(&h.finalize())),
-    })
+    Ok(Some(input))
+}
+
+/// The blob thread of a verified compressed layer: reads the blob in chunks,
+/// hashes them for the blob digest and hands them to the decoder. Returns the
+/// bytes read and the hash.
+fn read_blob<B: Read>(
+    blob: B,
+    tx: Sender<io::Result<Vec<u8>>>,
+    free: Receiver<Vec<u8>>,
+) -> Result<(u64, Sha256), String> {
+    let mut r = HashingReader {
+        inner: blob,
+        hasher: Sha256::new(),
+        count: 0,
+    };
+    match pump(&mut r, &tx, &free) {
+        // A decoder that stopped early reports why.
+        Ok(()) | Err(PumpError::ReceiverGone) => Ok((r.count, r.hasher)),
+        Err(PumpError::Io(e, at)) => {
+            let msg = format!("read failed after {at} bytes: {e}");
+            let _ = tx.send(Err(io::Error::other(msg.clone())));
+            Err(msg)
+        }
+    }
+}
+
+/// Hashes and counts what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
 }
 
 fn describe_decode_error(c: Compression, e: &io::Error, at: u64) -> String {
@@ -394,7 +459,7 @@ enum PumpError {
     Io(io::Error, u64),
 }
 
-/// Moves a decoder's output into chunks for the scanner.
+/// Moves a reader's output into chunks for the next thread.
 fn pump<D: Read>(
     dec: &mut D,
     tx: &Sender<io::Result<Vec<u8>>>,
@@ -436,6 +501,17 @@ struct ChunkReader {
 }
 
 impl ChunkReader {
+    fn new(rx: Receiver<io::Result<Vec<u8>>>, free: Sender<Vec<u8>>, limit: Option<u64>) -> Self {
+        ChunkReader {
+            rx,
+            free,
+            cur: Vec::new(),
+            pos: 0,
+            total: 0,
+            limit,
+        }
+    }
+
     /// Moves to the next chunk when the current one is used up; false at the end.
     fn refill(&mut self) -> io::Result<bool> {
         while self.pos >= self.cur.len() {
