@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             },
             threads: 1,
             cache: None,
+            census: None,
         };
         let src = open_reader("fuzz", Box::new(Cursor::new(data.to_vec())));
         if let Ok(img) = src.load(&opts) {
