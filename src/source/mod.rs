@@ -442,10 +442,11 @@ fn index_if_plain(blob: BlobFile, scan: &ScanOptions) -> Result<Option<Indexed>,
 /// Scans the selected layers of a seekable store, largest first, `threads` at a time.
 /// A blob used by several layers is read once.
 ///
-/// When content is hashed and every blob is an uncompressed tar, the layers
-/// are first indexed from their headers (see [`SizeCensus`]); then only the
-/// files whose size repeats are read and hashed, and, without verification,
-/// no other data is read at all.
+/// Uncompressed blobs are first indexed from their headers. When content is
+/// hashed and every blob is uncompressed, their file sizes go to the
+/// [`SizeCensus`] and only the files whose size repeats are hashed. Without
+/// verification, an indexed blob's data is then read only for those files;
+/// with it, every blob is streamed whole.
 fn scan_seekable<F>(
     origin: &str,
     meta: &ImageMeta,
@@ -471,9 +472,10 @@ where
         .map_err(|e| Error::Usage(format!("cannot start threads: {e}")))?;
     let verify = opts.scan.verify;
 
-    // Phase 1: index uncompressed blobs from their headers.
+    // Phase 1: index uncompressed blobs from their headers: for the size
+    // census, and, without verification, to read no more than needed.
     let indexed: Mutex<HashMap<usize, Result<Option<Indexed>, String>>> = Mutex::default();
-    if opts.scan.hash_content {
+    if opts.scan.hash_content || !verify {
         pool.scope_fifo(|s| {
             for &(i, _) in &unique {
                 let (indexed, open_blob) = (&indexed, &open_blob);
@@ -540,9 +542,8 @@ where
     };
     let mut scan_opts = opts.scan.clone();
     scan_opts.hash_sizes = hash_sizes;
-    // Verification reads every byte anyway; without a census, everything is
-    // hashed: either way the stream below reads the layers.
-    if verify || scan_opts.hash_sizes.is_none() {
+    // Verification reads every byte anyway: the stream below does.
+    if verify {
         indexed.clear();
     }
     let indexed = Mutex::new(indexed);
