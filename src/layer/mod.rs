@@ -743,6 +743,8 @@ pub struct BlobReader {
     buf: Box<[u8]>,
     lo: usize,
     hi: usize,
+    /// Bytes read from the file so far (skipped bytes are not).
+    read: u64,
 }
 
 impl BlobReader {
@@ -757,6 +759,7 @@ impl BlobReader {
             buf: vec![0; INDEX_READ_BYTES].into_boxed_slice(),
             lo: 0,
             hi: 0,
+            read: 0,
         })
     }
 
@@ -797,6 +800,7 @@ impl BufRead for BlobReader {
                 }
             };
             self.next += n as u64;
+            self.read += n as u64;
             self.lo = 0;
             self.hi = n;
         }
@@ -863,22 +867,60 @@ pub fn index_plain_layer(mut blob: BlobReader, opts: &ScanOptions) -> Result<Lay
 }
 
 /// Counts the apparent sizes of the regular files of an uncompressed layer
-/// blob from its tar headers alone, seeking over all data: what a verified
-/// read needs to know in advance (it reads every byte afterwards anyway), at
-/// the cost of the headers only. Whiteouts count as empty files, which only
-/// means that empty files get hashed.
+/// blob from its tar headers alone, seeking over file data: what a verified
+/// read needs to know in advance (it reads every byte afterwards anyway).
+/// Whiteouts count as empty files, which only means that empty files get
+/// hashed.
+///
+/// Headers of small files come with their data, so counting an image of many
+/// small files costs about a second read and spares little hashing. `budget`
+/// bounds the bytes read by every count of an image together; once they are
+/// exceeded the count gives up (`Ok(false)`).
 pub fn count_plain_file_sizes(
     mut blob: BlobReader,
     counts: &mut HashMap<u64, u32>,
-) -> Result<(), String> {
+    budget: &ReadBudget,
+) -> Result<bool, String> {
+    let mut reported = 0;
     let mut stream = tar::TarStream::new(&mut blob, tar::Limits::default());
     while let Some(h) = stream.next_header().map_err(tar_error)? {
         if h.kind == tar::Kind::File {
             *counts.entry(h.apparent_size).or_insert(0) += 1;
         }
         stream.skip_data(|r, n| r.skip(n)).map_err(tar_error)?;
+        let read = stream.get_ref().read;
+        if !budget.spend(read - reported) {
+            return Ok(false);
+        }
+        reported = read;
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Bytes that the size counts of an image may read in all (see
+/// [`count_plain_file_sizes`]), shared by the threads counting.
+#[derive(Debug)]
+pub struct ReadBudget {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl ReadBudget {
+    /// A quarter of the image's layer bytes, and at least 64 MiB. On
+    /// 1,000,000 files of about 1 KB, counting cost 10% of the verified read
+    /// and spared no hashing (such sizes all repeat); on the 9.5 GB PyTorch
+    /// image it reads a few percent of the bytes and spares 60% of BLAKE3.
+    pub fn for_image(layer_bytes: u64) -> ReadBudget {
+        ReadBudget {
+            used: AtomicU64::new(0),
+            limit: (layer_bytes / 4).max(64 << 20),
+        }
+    }
+
+    /// Records `n` more bytes read; false once the budget is exceeded.
+    fn spend(&self, n: u64) -> bool {
+        self.used.fetch_add(n, Ordering::Relaxed) + n <= self.limit
+    }
 }
 
 /// Buffer for reading the files [`hash_indexed`] hashes.
@@ -1148,12 +1190,20 @@ mod tests {
         f.write_all(&tar).unwrap();
         let mut counts = HashMap::new();
         let reader = BlobReader::new(f.try_clone().unwrap(), 0, tar.len() as u64).unwrap();
-        count_plain_file_sizes(reader, &mut counts).unwrap();
+        let budget = ReadBudget::for_image(tar.len() as u64);
+        assert!(count_plain_file_sizes(reader, &mut counts, &budget).unwrap());
         // Three files of 1000 bytes; "d" and the whiteout are empty.
         let want = HashMap::from([(1000, 3), (0, 2), (777, 1), (17, 1), (3 << 20, 1)]);
         assert_eq!(counts, want);
+        // A budget smaller than the headers makes it give up.
+        let small = ReadBudget {
+            used: AtomicU64::new(0),
+            limit: 1000,
+        };
+        let reader = BlobReader::new(f.try_clone().unwrap(), 0, tar.len() as u64).unwrap();
+        assert!(!count_plain_file_sizes(reader, &mut HashMap::new(), &small).unwrap());
         let cut = BlobReader::new(f, 0, tar.len() as u64 / 2).unwrap();
-        assert!(count_plain_file_sizes(cut, &mut counts).is_err());
+        assert!(count_plain_file_sizes(cut, &mut counts, &budget).is_err());
     }
 
     #[test]

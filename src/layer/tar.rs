@@ -219,6 +219,11 @@ impl<R: BufRead> TarStream<R> {
         self.pos
     }
 
+    /// The inner reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
     /// Gives back the reader (e.g. to drain the end blocks for hashing). After
     /// `Ok(None)` from [`TarStream::next_header`] it is positioned just after
     /// the first zero block.

@@ -27,8 +27,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::layer::{
-    BlobReader, Compression, LayerIndex, LayerScan, ScanOptions, count_plain_file_sizes,
-    hash_indexed, index_plain_layer, scan_layer,
+    BlobReader, Compression, LayerIndex, LayerScan, ReadBudget, ScanOptions,
+    count_plain_file_sizes, hash_indexed, index_plain_layer, scan_layer,
 };
 use meta::{ImageMeta, MAX_DOC_BYTES, Selection, Store, short_digest};
 
@@ -419,10 +419,17 @@ enum Indexed {
     Entries(LayerIndex, u64),
     /// Only how many regular files have each size (verified reads).
     Sizes(HashMap<u64, u32>),
+    /// Counting gave up: the image has so many small files that counting
+    /// them costs about a second read (see `count_plain_file_sizes`).
+    Dense,
 }
 
 /// Indexes a blob when it is an uncompressed tar; `Ok(None)` when it is compressed.
-fn index_if_plain(blob: BlobFile, scan: &ScanOptions) -> Result<Option<Indexed>, String> {
+fn index_if_plain(
+    blob: BlobFile,
+    scan: &ScanOptions,
+    budget: &ReadBudget,
+) -> Result<Option<Indexed>, String> {
     let start = blob.start;
     let mut reader = BlobReader::new(blob.file, blob.start, blob.len)
         .map_err(|e| format!("read failed: {e}"))?;
@@ -433,8 +440,13 @@ fn index_if_plain(blob: BlobFile, scan: &ScanOptions) -> Result<Option<Indexed>,
     }
     if scan.verify {
         let mut sizes = HashMap::new();
-        count_plain_file_sizes(reader, &mut sizes)?;
-        return Ok(Some(Indexed::Sizes(sizes)));
+        return Ok(Some(
+            if count_plain_file_sizes(reader, &mut sizes, budget)? {
+                Indexed::Sizes(sizes)
+            } else {
+                Indexed::Dense
+            },
+        ));
     }
     index_plain_layer(reader, scan).map(|ix| Some(Indexed::Entries(ix, start)))
 }
@@ -475,15 +487,16 @@ where
     // Phase 1: index uncompressed blobs from their headers: for the size
     // census, and, without verification, to read no more than needed.
     let indexed: Mutex<HashMap<usize, Result<Option<Indexed>, String>>> = Mutex::default();
+    let budget = ReadBudget::for_image(unique.iter().map(|u| u.1).sum());
     if opts.scan.hash_content || !verify {
         pool.scope_fifo(|s| {
             for &(i, _) in &unique {
-                let (indexed, open_blob) = (&indexed, &open_blob);
+                let (indexed, open_blob, budget) = (&indexed, &open_blob, &budget);
                 s.spawn_fifo(move |_| {
                     let blob = &meta.layers[i].blob;
                     let r = open_blob(blob)
                         .map_err(|e| blob_error(blob, e))
-                        .and_then(|b| index_if_plain(b, &opts.scan));
+                        .and_then(|b| index_if_plain(b, &opts.scan, budget));
                     if let Ok(mut m) = indexed.lock() {
                         m.insert(i, r);
                     }
@@ -504,9 +517,12 @@ where
         }
     }
     let all_indexed = opts.scan.hash_content
-        && unique
-            .iter()
-            .all(|(i, _)| matches!(indexed.get(i), Some(Ok(Some(_)))));
+        && unique.iter().all(|(i, _)| {
+            matches!(
+                indexed.get(i),
+                Some(Ok(Some(Indexed::Entries(..) | Indexed::Sizes(_))))
+            )
+        });
     let counts = all_indexed.then(|| {
         let mut counts: HashMap<u64, u32> = HashMap::new();
         for l in &meta.layers {
