@@ -79,11 +79,48 @@ pub struct SizeCensus {
     ready: Condvar,
 }
 
+/// File-size counts over layers, each layer counted once however many
+/// images (or positions in an image) hold it: the files of a layer two images
+/// share sit at the same paths in both, so they are never compared with each
+/// other, and counting them twice would hash every one of them.
+#[derive(Debug, Default)]
+struct Tally {
+    layers: HashSet<String>,
+    counts: HashMap<u64, u32>,
+}
+
+/// A layer's identity (its diff_id, or its blob in its image) and how many
+/// regular files of each size it holds.
+type LayerSizes = (String, HashMap<u64, u32>);
+
+impl Tally {
+    fn add(&mut self, layers: &[LayerSizes]) {
+        for (key, counts) in layers {
+            if self.layers.insert(key.clone()) {
+                for (&size, &n) in counts {
+                    *self.counts.entry(size).or_insert(0) += n;
+                }
+            }
+        }
+    }
+
+    /// The sizes that more than one file has.
+    fn repeated(&self) -> Arc<HashSet<u64>> {
+        Arc::new(
+            self.counts
+                .iter()
+                .filter(|&(_, &n)| n > 1)
+                .map(|(&s, _)| s)
+                .collect(),
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 struct CensusState {
     /// Images that have not contributed yet.
     pending: usize,
-    counts: HashMap<u64, u32>,
+    tally: Tally,
     /// Some image could not tell its sizes in advance.
     hash_all: bool,
     /// Computed once, when the last image has contributed.
@@ -121,35 +158,23 @@ pub struct CensusSeat {
 }
 
 impl CensusSeat {
-    /// Adds this image's file-size counts (`None`: not known in advance).
-    /// Later calls do nothing.
-    pub fn contribute(&self, counts: Option<&HashMap<u64, u32>>) {
+    /// Adds this image's file-size counts, layer by layer (`None`: not known
+    /// in advance). Later calls do nothing.
+    pub(crate) fn contribute(&self, layers: Option<&[LayerSizes]>) {
         if self.done.swap(true, Ordering::SeqCst) {
             return;
         }
         let Ok(mut st) = self.census.state.lock() else {
             return;
         };
-        match counts {
-            Some(c) => {
-                for (&size, &n) in c {
-                    *st.counts.entry(size).or_insert(0) += n;
-                }
-            }
+        match layers {
+            Some(l) => st.tally.add(l),
             None => st.hash_all = true,
         }
         st.pending = st.pending.saturating_sub(1);
         if st.pending == 0 {
-            let result = (!st.hash_all).then(|| {
-                let repeated = st
-                    .counts
-                    .iter()
-                    .filter(|&(_, &n)| n > 1)
-                    .map(|(&s, _)| s)
-                    .collect();
-                Arc::new(repeated)
-            });
-            st.counts = HashMap::new();
+            let result = (!st.hash_all).then(|| st.tally.repeated());
+            st.tally = Tally::default();
             st.result = Some(result);
             self.census.ready.notify_all();
         }
@@ -523,37 +548,34 @@ where
                 Some(Ok(Some(Indexed::Entries(..) | Indexed::Sizes(_))))
             )
         });
-    let counts = all_indexed.then(|| {
-        let mut counts: HashMap<u64, u32> = HashMap::new();
-        for l in &meta.layers {
-            match indexed.get(&first_of[l.blob.as_str()]) {
+    let layer_sizes: Option<Vec<LayerSizes>> = all_indexed.then(|| {
+        let mut out = Vec::new();
+        for (i, _) in &unique {
+            let l = &meta.layers[*i];
+            let key = (l.diff_id.clone()).unwrap_or_else(|| format!("{} in {origin}", l.blob));
+            match indexed.get(i) {
                 Some(Ok(Some(Indexed::Entries(ix, _)))) => {
+                    let mut counts = HashMap::new();
                     for size in ix.file_sizes() {
                         *counts.entry(size).or_insert(0) += 1;
                     }
+                    out.push((key, counts));
                 }
-                Some(Ok(Some(Indexed::Sizes(sizes)))) => {
-                    for (&size, &n) in sizes {
-                        *counts.entry(size).or_insert(0) += n;
-                    }
-                }
+                Some(Ok(Some(Indexed::Sizes(sizes)))) => out.push((key, sizes.clone())),
                 _ => {}
             }
         }
-        counts
+        out
     });
     let hash_sizes = match &opts.census {
         Some(seat) => {
-            seat.contribute(counts.as_ref());
+            seat.contribute(layer_sizes.as_deref());
             seat.sizes_to_hash()
         }
-        None => counts.map(|c| {
-            Arc::new(
-                c.into_iter()
-                    .filter(|&(_, n)| n > 1)
-                    .map(|(s, _)| s)
-                    .collect(),
-            )
+        None => layer_sizes.map(|l| {
+            let mut tally = Tally::default();
+            tally.add(&l);
+            tally.repeated()
         }),
     };
     let mut scan_opts = opts.scan.clone();
