@@ -1,16 +1,20 @@
 //! Layer scanning throughput (criterion): one layer of 200,000 small files, and
 //! layers of large files, each stored plain, gzip and zstd. Throughput is
-//! reported in bytes of uncompressed tar per second.
+//! reported in bytes of uncompressed tar per second. `none-no-verify-indexed`
+//! is the path for uncompressed layers in a file read without verification.
 //!
 //! `cargo bench --bench scan`. The end-to-end comparison with dive, diving
 //! and the decompression floor is `benches/gen-image.py` plus the README.
 
-use std::io::Cursor;
+use std::collections::HashMap;
+use std::io::{Cursor, Write};
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mlsize::category::Rules;
-use mlsize::layer::{Compression, ScanOptions, scan_layer};
+use mlsize::layer::{
+    BlobReader, Compression, ScanOptions, hash_indexed, index_plain_layer, scan_layer,
+};
 use mlsize::testutil::{LayerBuilder, compress};
 
 fn small_files(n: usize) -> Vec<u8> {
@@ -58,6 +62,35 @@ fn bench(c: &mut Criterion) {
                 });
             }
         }
+        // An uncompressed layer in a file, without verification: indexed from
+        // its headers, then only the files whose size repeats are hashed (as
+        // mlsize does for docker-save archives and OCI layouts).
+        let mut file = tempfile::tempfile().expect("temp file");
+        file.write_all(&tar).expect("write layer");
+        let opts = ScanOptions {
+            verify: false,
+            hash_content: true,
+            hash_sizes: None,
+            rules: rules.clone(),
+            max_uncompressed_bytes: None,
+            progress: None,
+        };
+        g.bench_function("none-no-verify-indexed", |b| {
+            b.iter(|| {
+                let reader = BlobReader::new(file.try_clone()?, 0, tar.len() as u64)?;
+                let ix = index_plain_layer(reader, &opts).map_err(std::io::Error::other)?;
+                let mut counts: HashMap<u64, u32> = HashMap::new();
+                for size in ix.file_sizes() {
+                    *counts.entry(size).or_insert(0) += 1;
+                }
+                let mut o = opts.clone();
+                let repeated = counts.into_iter().filter(|c| c.1 > 1).map(|c| c.0);
+                o.hash_sizes = Some(Arc::new(repeated.collect()));
+                hash_indexed(ix, &file, 0, &o)
+                    .map(|s| s.entries.len())
+                    .map_err(std::io::Error::other)
+            })
+        });
         g.finish();
     }
 }
