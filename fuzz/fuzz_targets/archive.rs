@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     let rules = Arc::new(Rules::builtin());
     for verify in [true, false] {
         let opts = LoadOptions {
-            selection: Selection { image: None, platform: None, verify },
+            selection: Selection {
+                image: None,
+                platform: None,
+                verify,
+            },
             scan: ScanOptions {
                 verify,
                 hash_content: true,

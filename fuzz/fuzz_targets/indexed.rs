@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use libfuzzer_sys::fuzz_target;
 use mlsize::category::Rules;
 use mlsize::layer::{
-    BlobReader, Compression, EntryKind, LayerScan, ReadBudget, ScanOptions,
-    count_plain_file_sizes, hash_indexed, index_plain_layer, scan_layer,
+    BlobReader, Compression, EntryKind, LayerScan, ReadBudget, ScanOptions, count_plain_file_sizes,
+    hash_indexed, index_plain_layer, scan_layer,
 };
 
 static RUN: AtomicU64 = AtomicU64::new(0);
@@ -59,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
         (Ok(s), Ok(i)) => {
             assert_eq!(seen(s), seen(i));
             assert_eq!(s.warnings, i.warnings);
-            assert_eq!((s.compressed_bytes, s.tar_bytes), (i.compressed_bytes, i.tar_bytes));
+            assert_eq!(
+                (s.compressed_bytes, s.tar_bytes),
+                (i.compressed_bytes, i.tar_bytes)
+            );
         }
         (Err(_), Err(_)) => {}
         (s, i) => panic!(
@@ -78,7 +81,10 @@ fuzz_target!(|data: &[u8]| {
             *need.entry(e.bytes).or_insert(0) += 1;
         }
         for (size, n) in need {
-            assert!(counts.get(&size).copied().unwrap_or(0) >= n, "size {size} undercounted");
+            assert!(
+                counts.get(&size).copied().unwrap_or(0) >= n,
+                "size {size} undercounted"
+            );
         }
     }
     let _ = std::fs::remove_file(&path);

@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
     let store = Mem { files };
     for verify in [true, false] {
         for platform in [None, Some(Platform::host())] {
-            let sel = Selection { image: None, platform, verify };
+            let sel = Selection {
+                image: None,
+                platform,
+                verify,
+            };
             let _ = resolve(&store, &sel);
         }
     }
