@@ -89,7 +89,7 @@ struct Tally {
     counts: HashMap<u64, u32>,
 }
 
-/// A layer's identity (its diff_id, or its blob in its image) and how many
+/// A layer's identity (`shared_key`, or its blob in its image) and how many
 /// regular files of each size it holds.
 type LayerSizes = (String, HashMap<u64, u32>);
 
@@ -437,6 +437,19 @@ fn blob_error(blob: &str, e: io::Error) -> String {
     }
 }
 
+/// What makes two images' layers the same layer for [`ScanCache`] and the
+/// [`SizeCensus`]: the diff_id, the blob digest and size. The same content
+/// stored differently (another compression) is another blob: its size and
+/// digest need their own read.
+fn shared_key(l: &meta::LayerDesc) -> Option<String> {
+    let d = l.diff_id.as_deref()?;
+    Some(format!(
+        "{d} {} {:?}",
+        l.digest.as_deref().unwrap_or("-"),
+        l.size
+    ))
+}
+
 /// What the headers of an uncompressed blob told before its data is read.
 enum Indexed {
     /// The whole index (for reads without verification), and where the
@@ -552,7 +565,7 @@ where
         let mut out = Vec::new();
         for (i, _) in &unique {
             let l = &meta.layers[*i];
-            let key = (l.diff_id.clone()).unwrap_or_else(|| format!("{} in {origin}", l.blob));
+            let key = shared_key(l).unwrap_or_else(|| format!("{} in {origin}", l.blob));
             match indexed.get(i) {
                 Some(Ok(Some(Indexed::Entries(ix, _)))) => {
                     let mut counts = HashMap::new();
@@ -606,18 +619,11 @@ where
                             .and_then(|r| scan_layer(r, scan_opts)),
                     }
                 };
-                // The same content stored differently (another compression)
-                // is another blob: its size and digest need their own read.
-                let l = &meta.layers[i];
                 let shared = opts
                     .cache
                     .as_ref()
-                    .zip(l.diff_id.as_deref())
-                    .and_then(|(c, d)| {
-                        let key =
-                            format!("{d} {} {:?}", l.digest.as_deref().unwrap_or("-"), l.size);
-                        c.cell(&key)
-                    });
+                    .zip(shared_key(&meta.layers[i]))
+                    .and_then(|(c, key)| c.cell(&key));
                 let r = match shared {
                     Some(cell) => cell.get_or_init(read).clone(),
                     None => read(),
