@@ -6,7 +6,6 @@
 //! `cargo bench --bench scan`. The end-to-end comparison with dive, diving
 //! and the decompression floor is `benches/gen-image.py` plus the README.
 
-use std::collections::HashMap;
 use std::io::{Cursor, Write};
 use std::sync::Arc;
 
@@ -79,12 +78,9 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let reader = BlobReader::new(file.try_clone()?, 0, tar.len() as u64)?;
                 let ix = index_plain_layer(reader, &opts).map_err(std::io::Error::other)?;
-                let mut counts: HashMap<u64, u32> = HashMap::new();
-                for size in ix.file_sizes() {
-                    *counts.entry(size).or_insert(0) += 1;
-                }
                 let mut o = opts.clone();
-                let repeated = counts.into_iter().filter(|c| c.1 > 1).map(|c| c.0);
+                let repeated = ix.size_counts().into_iter().filter(|c| c.1 > 1);
+                let repeated = repeated.map(|c| c.0);
                 o.hash_sizes = Some(Arc::new(repeated.collect()));
                 hash_indexed(ix, &file, 0, &o)
                     .map(|s| s.entries.len())

@@ -490,7 +490,7 @@ fn pump<D: Read>(
     }
 }
 
-/// The scanner's view of the decoded stream: counts and hashes every byte.
+/// A thread's view of the chunks the previous one sends: counts every byte.
 struct ChunkReader {
     rx: Receiver<io::Result<Vec<u8>>>,
     free: Sender<Vec<u8>>,
@@ -720,13 +720,19 @@ pub struct LayerIndex {
 }
 
 impl LayerIndex {
-    /// Apparent sizes of the regular files, for [`ScanOptions::hash_sizes`].
-    pub fn file_sizes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.scan
+    /// How many regular files have each (apparent) size, as
+    /// [`count_plain_file_sizes`] counts them, for [`ScanOptions::hash_sizes`].
+    pub fn size_counts(&self) -> HashMap<u64, u32> {
+        let mut counts = HashMap::new();
+        for e in self
+            .scan
             .entries
             .iter()
             .filter(|e| e.kind == EntryKind::File)
-            .map(|e| e.bytes)
+        {
+            *counts.entry(e.bytes).or_insert(0) += 1;
+        }
+        counts
     }
 }
 
@@ -909,7 +915,7 @@ impl ReadBudget {
     /// A quarter of the image's layer bytes, and at least 64 MiB. On
     /// 1,000,000 files of about 1 KB, counting cost 10% of the verified read
     /// and spared no hashing (such sizes all repeat); on the 9.5 GB PyTorch
-    /// image it reads a few percent of the bytes and spares 60% of BLAKE3.
+    /// image it reads 141 MB (1.5%) of the 9.50 GB and spares BLAKE3 on 5.7 GB.
     pub fn for_image(layer_bytes: u64) -> ReadBudget {
         ReadBudget {
             used: AtomicU64::new(0),
@@ -998,8 +1004,9 @@ pub fn hash_indexed(
 }
 
 /// Largest gap between two files that [`hash_indexed`] reads through rather
-/// than issuing another read (a read call costs about as much as copying
-/// 10-20 KiB).
+/// than issuing another read (chosen, not tuned: the tar header between two
+/// neighbouring files is 0.5-1.5 KiB; with one read per file, 1,000,000 small
+/// files took 5.7 s, with runs 2.0 s).
 const MAX_READ_GAP: u64 = 32 * 1024;
 
 /// BLAKE3-128 of a file's content held in memory.

@@ -127,16 +127,6 @@ impl Overlay {
         }
     }
 
-    /// An empty filesystem with room for `entries` layer entries, `files` of
-    /// them regular files, so the arrays never grow (and never briefly exist
-    /// twice) while merging.
-    pub fn with_capacity(entries: usize, files: usize) -> Overlay {
-        let mut o = Overlay::new();
-        o.nodes.reserve(entries);
-        o.inodes.reserve_exact(files);
-        o
-    }
-
     /// Applies one layer's entries (consumed, to reuse their paths).
     pub fn apply_layer(&mut self, layer: u32, entries: Vec<LayerEntry>) {
         self.layer = layer;

@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::category::Rules;
 use crate::history::{self, attribute};
-use crate::layer::EntryKind;
 use crate::overlay::{Inode, Merged, Overlay};
 use crate::source::LoadedImage;
 
@@ -249,13 +248,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         warnings.push(w.clone());
     }
     let mut layers: Vec<LayerReport> = Vec::with_capacity(n);
-    let entries = scans.iter().map(|s| s.entries.len()).sum();
-    let files = scans
-        .iter()
-        .flat_map(|s| &s.entries)
-        .filter(|e| e.kind == EntryKind::File)
-        .count();
-    let mut overlay = Overlay::with_capacity(entries, files);
+    let mut overlay = Overlay::new();
     for (i, mut scan) in scans.into_iter().enumerate() {
         for w in scan.warnings.drain(..) {
             warnings.push(format!("layer {}/{n}: {w}", i + 1));

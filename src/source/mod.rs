@@ -452,9 +452,8 @@ fn shared_key(l: &meta::LayerDesc) -> Option<String> {
 
 /// What the headers of an uncompressed blob told before its data is read.
 enum Indexed {
-    /// The whole index (for reads without verification), and where the
-    /// blob starts in its file.
-    Entries(LayerIndex, u64),
+    /// The whole index (for reads without verification).
+    Entries(LayerIndex),
     /// Only how many regular files have each size (verified reads).
     Sizes(HashMap<u64, u32>),
     /// Counting gave up: the image has so many small files that counting
@@ -468,7 +467,6 @@ fn index_if_plain(
     scan: &ScanOptions,
     budget: &ReadBudget,
 ) -> Result<Option<Indexed>, String> {
-    let start = blob.start;
     let mut reader = BlobReader::new(blob.file, blob.start, blob.len)
         .map_err(|e| format!("read failed: {e}"))?;
     let head = io::BufRead::fill_buf(&mut reader).map_err(|e| format!("read failed: {e}"))?;
@@ -486,7 +484,7 @@ fn index_if_plain(
             },
         ));
     }
-    index_plain_layer(reader, scan).map(|ix| Some(Indexed::Entries(ix, start)))
+    index_plain_layer(reader, scan).map(|ix| Some(Indexed::Entries(ix)))
 }
 
 /// Scans the selected layers of a seekable store, largest first, `threads` at a time.
@@ -558,7 +556,7 @@ where
         && unique.iter().all(|(i, _)| {
             matches!(
                 indexed.get(i),
-                Some(Ok(Some(Indexed::Entries(..) | Indexed::Sizes(_))))
+                Some(Ok(Some(Indexed::Entries(_) | Indexed::Sizes(_))))
             )
         });
     let layer_sizes: Option<Vec<LayerSizes>> = all_indexed.then(|| {
@@ -567,13 +565,7 @@ where
             let l = &meta.layers[*i];
             let key = shared_key(l).unwrap_or_else(|| format!("{} in {origin}", l.blob));
             match indexed.get(i) {
-                Some(Ok(Some(Indexed::Entries(ix, _)))) => {
-                    let mut counts = HashMap::new();
-                    for size in ix.file_sizes() {
-                        *counts.entry(size).or_insert(0) += 1;
-                    }
-                    out.push((key, counts));
-                }
+                Some(Ok(Some(Indexed::Entries(ix)))) => out.push((key, ix.size_counts())),
                 Some(Ok(Some(Indexed::Sizes(sizes)))) => out.push((key, sizes.clone())),
                 _ => {}
             }
@@ -610,9 +602,9 @@ where
                 let read = || {
                     let ix = indexed.lock().ok().and_then(|mut m| m.remove(&i));
                     match ix {
-                        Some(Ok(Some(Indexed::Entries(ix, start)))) => open_blob(blob)
+                        Some(Ok(Some(Indexed::Entries(ix)))) => open_blob(blob)
                             .map_err(|e| blob_error(blob, e))
-                            .and_then(|b| hash_indexed(ix, &b.file, start, scan_opts)),
+                            .and_then(|b| hash_indexed(ix, &b.file, b.start, scan_opts)),
                         _ => open_blob(blob)
                             .and_then(BlobFile::reader)
                             .map_err(|e| blob_error(blob, e))
