@@ -15,9 +15,10 @@ use crate::cli::{
 };
 use crate::error::Error;
 use crate::layer::ScanOptions;
-use crate::render::{RenderOptions, units::parse_size};
+use crate::render::RenderOptions;
 use crate::report::budget::{Budget, CheckReport};
 use crate::report::{Analysis, ReportOptions, analyze};
+use crate::size::parse_size;
 use crate::source::meta::{ImageMeta, Platform, Selection};
 use crate::source::{LoadOptions, ScanCache, SizeCensus, open};
 
@@ -142,11 +143,11 @@ pub fn load_meta(input: &str, opts: &InputOptions) -> Result<ImageMeta> {
 }
 
 /// Report options shared by every command.
-fn report_options(i: &InputArgs, o: &OutputArgs, source: &str) -> Result<ReportOptions> {
+fn report_options(i: &InputArgs, top: usize, source: &str) -> Result<ReportOptions> {
     let dup_min_bytes =
         parse_size(&i.dup_min_bytes).map_err(|e| Error::Usage(format!("--dup-min-bytes: {e}")))?;
     Ok(ReportOptions {
-        top: o.top,
+        top,
         dup_min_bytes,
         base_diff_ids: None,
         source: source.to_string(),
@@ -160,11 +161,11 @@ fn load_pair(
     new: &str,
     opts: &mut InputOptions,
     i: &InputArgs,
-    o: &OutputArgs,
+    top: usize,
 ) -> Result<(Analysis, Analysis)> {
     opts.progress = false;
     opts.load.cache = Some(Arc::new(ScanCache::default()));
-    let (old_ro, new_ro) = (report_options(i, o, old)?, report_options(i, o, new)?);
+    let (old_ro, new_ro) = (report_options(i, top, old)?, report_options(i, top, new)?);
     // One size census for both, so that moved files are found (see SizeCensus).
     let mut seats = SizeCensus::seats(2).into_iter();
     let (mut old_opts, mut new_opts) = (opts.clone(), opts.clone());
@@ -184,11 +185,11 @@ fn load_pair(
     Ok((a?, b?))
 }
 
-fn render_options(o: &OutputArgs) -> RenderOptions {
+fn render_options(o: &OutputArgs, top: usize) -> RenderOptions {
     RenderOptions {
         si: o.si,
         exact: o.bytes,
-        top: o.top,
+        top,
         width: terminal_width(),
     }
 }
@@ -238,12 +239,12 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let mut report_opts = report_options(&a.input, &a.output, &a.image)?;
+    let mut report_opts = report_options(&a.input, a.top, &a.image)?;
     report_opts.base_diff_ids = base_diff_ids;
     let analysis = load_analysis(&a.image, &opts, &report_opts)?;
     let report = analysis.report;
     print_warnings(&report.warnings, a.output.quiet);
-    let ro = render_options(&a.output);
+    let ro = render_options(&a.output, a.top);
     let mut out = io::BufWriter::new(io::stdout().lock());
     match a.format {
         Format::Table => crate::render::table::render(&report, &ro, &mut out)?,
@@ -275,7 +276,7 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
     if let Some(f) = &a.fail_over {
         parse_growth_limit(f, 0)?;
     }
-    let (old, new) = load_pair(&a.old, &a.new, &mut opts, &a.input, &a.output)?;
+    let (old, new) = load_pair(&a.old, &a.new, &mut opts, &a.input, a.top)?;
     let mut warnings: Vec<String> = old
         .report
         .warnings
@@ -284,7 +285,7 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
         .collect();
     warnings.extend(new.report.warnings.iter().map(|w| format!("new: {w}")));
     print_warnings(&warnings, a.output.quiet);
-    let mut d = crate::report::diff::diff(&old, &new, a.output.top);
+    let mut d = crate::report::diff::diff(&old, &new, a.top);
     if let Some(f) = &a.fail_over {
         let (measure, o, n) = if a.compressed {
             (
@@ -309,7 +310,7 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
             exceeded: growth > limit_bytes as i64,
         });
     }
-    let ro = render_options(&a.output);
+    let ro = render_options(&a.output, a.top);
     let mut out = io::BufWriter::new(io::stdout().lock());
     match a.format {
         Format::Table => crate::render::diff::render_table(&d, &ro, &mut out)?,
@@ -359,31 +360,44 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
     if let Some(f) = &a.dive_ci {
         budget.merge(Budget::from_dive_ci(&read_text(f)?, f)?);
     }
-    let mut flags = String::new();
-    if let Some(s) = &a.max_size {
-        flags.push_str(&format!("max_visible_bytes = {}\n", toml_string(s)));
+    // Flags win over the file; each rule says which flag set it.
+    let mut flags = Budget::default();
+    let flag_errors = |e: String| Error::Usage(e);
+    if let Some(v) = &a.max_size {
+        flags
+            .set(
+                "max_visible_bytes",
+                &toml::Value::String(v.clone()),
+                "--max-size",
+            )
+            .map_err(flag_errors)?;
     }
-    if let Some(s) = &a.max_compressed {
-        flags.push_str(&format!("max_compressed_bytes = {}\n", toml_string(s)));
+    if let Some(v) = &a.max_compressed {
+        flags
+            .set(
+                "max_compressed_bytes",
+                &toml::Value::String(v.clone()),
+                "--max-compressed",
+            )
+            .map_err(flag_errors)?;
     }
-    if !a.max_category.is_empty() {
-        flags.push_str("[categories]\n");
-        for c in &a.max_category {
-            let (name, size) = c.split_once('=').ok_or_else(|| {
-                Error::Usage(format!(
-                    "--max-category '{c}': expected NAME=SIZE, e.g. pip-cache=0"
-                ))
-            })?;
-            flags.push_str(&format!(
-                "{} = {}\n",
-                toml_string(name.trim()),
-                toml_string(size.trim())
-            ));
-        }
+    for c in &a.max_category {
+        let (name, size) = c.split_once('=').ok_or_else(|| {
+            Error::Usage(format!(
+                "--max-category '{c}': expected NAME=SIZE, e.g. pip-cache=0"
+            ))
+        })?;
+        flags
+            .set_category(
+                "categories",
+                name.trim(),
+                &toml::Value::String(size.trim().to_string()),
+                &format!("--max-category {}", name.trim()),
+                &opts.rules,
+            )
+            .map_err(flag_errors)?;
     }
-    if !flags.is_empty() {
-        budget.merge(Budget::parse(&flags, "command line", &opts.rules)?);
-    }
+    budget.merge(flags);
     if budget.is_empty() {
         return Err(Error::Usage(
             "no budget: write an mlsize.toml (see the README), pass --budget FILE, or give --max-size / --max-category".into(),
@@ -402,12 +416,12 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
     };
     let (image, baseline) = match &a.baseline {
         None => {
-            let ro = report_options(&a.input, &a.output, &a.image)?;
+            let ro = report_options(&a.input, a.top, &a.image)?;
             (load_analysis(&a.image, &opts, &ro)?, None)
         }
         Some(b) => {
-            let (old, new) = load_pair(b, &a.image, &mut opts, &a.input, &a.output)?;
-            let d = crate::report::diff::diff(&old, &new, a.output.top);
+            let (old, new) = load_pair(b, &a.image, &mut opts, &a.input, a.top)?;
+            let d = crate::report::diff::diff(&old, &new, a.top);
             (new, Some(d))
         }
     };
@@ -430,7 +444,7 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
         notes: budget.notes.clone(),
         dockerfile: a.dockerfile.clone(),
     };
-    let ro = render_options(&a.output);
+    let ro = render_options(&a.output, a.top);
     let mut out = io::BufWriter::new(io::stdout().lock());
     use crate::render::check;
     match a.format {
@@ -459,9 +473,4 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// A TOML string literal.
-fn toml_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

@@ -43,6 +43,9 @@ pub struct AnalyzeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
     pub format: Format,
+    /// Rows in the recommendation, CUDA-library and largest-file lists [default: 10].
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Output")]
+    pub top: usize,
     /// How the report is printed.
     #[command(flatten, next_help_heading = "Output")]
     pub output: OutputArgs,
@@ -67,6 +70,9 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
     pub format: Format,
+    /// Rows in the changed-file and package lists [default: 10].
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Output")]
+    pub top: usize,
     /// How the report is printed.
     #[command(flatten, next_help_heading = "Output")]
     pub output: OutputArgs,
@@ -101,6 +107,9 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = CheckFormat::Table, help_heading = "Output")]
     pub format: CheckFormat,
+    /// Files listed per failed rule in --format json, and changed files read against --baseline [default: 10].
+    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Output")]
+    pub top: usize,
     /// How the images are read.
     #[command(flatten, next_help_heading = "Input")]
     pub input: InputArgs,
@@ -164,9 +173,6 @@ pub struct InputArgs {
 /// How results are printed.
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
-    /// Rows in the largest-files and recommendation lists.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub top: usize,
     /// Decimal units (kB, MB, GB) instead of binary (KiB, MiB, GiB).
     #[arg(long)]
     pub si: bool,

@@ -9,12 +9,17 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The operating system refused an I/O operation on a host file.
-    #[error("'{path}': {source}")]
+    ///
+    /// The cause is worded into `what` rather than kept as a `#[source]`, so
+    /// that `{:#}` does not print it twice.
+    #[error("'{path}': {what}")]
     Io {
         /// Host path, as the user gave it.
         path: String,
-        /// The underlying error.
-        source: io::Error,
+        /// The error's kind.
+        kind: io::ErrorKind,
+        /// What went wrong, and what to do when there is something to do.
+        what: String,
     },
     /// The input is readable but is not an image archive or layout.
     #[error("'{path}' is not an image archive: {what}")]
@@ -73,15 +78,53 @@ pub enum Error {
     Usage(String),
 }
 
+/// Whether a missing input looks like an image reference (`app:latest`,
+/// `ghcr.io/org/app:1`, `python`) rather than a file name (`app.tar`, `./x`).
+fn looks_like_reference(s: &str) -> bool {
+    let valid = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@".contains(&b))
+        && !s.starts_with(['.', '/'])
+        && !s.ends_with('/');
+    let file_like = [
+        ".tar", ".tgz", ".gz", ".zst", ".zstd", ".xz", ".json", ".toml",
+    ]
+    .iter()
+    .any(|ext| s.ends_with(ext));
+    let last = s.rsplit('/').next().unwrap_or(s);
+    valid && !file_like && (last.contains(':') || s.contains('@') || !last.contains('.'))
+}
+
 /// Result alias used across the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Builds an [`Error::Io`] for a host path.
+    /// Builds an [`Error::Io`] for a host path, worded for the user.
     pub fn io(path: impl Into<String>, source: io::Error) -> Self {
+        let path = path.into();
+        let what = match source.kind() {
+            io::ErrorKind::NotFound if looks_like_reference(&path) => format!(
+                "no such file or directory; mlsize reads image archives and OCI layouts, so to analyse an image from Docker run 'docker save {path} | mlsize analyze -'"
+            ),
+            io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            io::ErrorKind::PermissionDenied => {
+                "permission denied (make it readable for this user, or run as one who can read it)"
+                    .to_string()
+            }
+            _ => {
+                // `Is a directory (os error 21)` → `is a directory (os error 21)`
+                let text = source.to_string();
+                let mut c = text.chars();
+                match c.next() {
+                    Some(f) => f.to_lowercase().chain(c).collect(),
+                    None => text,
+                }
+            }
+        };
         Error::Io {
-            path: path.into(),
-            source,
+            path,
+            kind: source.kind(),
+            what,
         }
     }
 
@@ -91,5 +134,48 @@ impl Error {
             path: path.into(),
             what: what.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_and_files() {
+        let cases = [
+            ("myimage:latest", true),
+            ("python", true),
+            ("ghcr.io/org/app:1.2", true),
+            ("app@sha256:abc", true),
+            ("app.tar", false),
+            ("./app", false),
+            ("/tmp/x", false),
+            ("image.tar.gz", false),
+            ("out/image.tar", false),
+            ("mlsize.toml", false),
+            ("dir/", false),
+        ];
+        for (s, want) in cases {
+            assert_eq!(looks_like_reference(s), want, "{s}");
+        }
+    }
+
+    // See: issue 11 item 12: the cause was printed twice.
+    #[test]
+    fn io_errors_say_their_cause_once() {
+        let e = anyhow::Error::from(Error::io(
+            "app.tar",
+            io::Error::from(io::ErrorKind::NotFound),
+        ));
+        assert_eq!(format!("{e:#}"), "'app.tar': no such file or directory");
+        let e = anyhow::Error::from(Error::io(
+            "x.tar",
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        ));
+        assert_eq!(
+            format!("{e:#}"),
+            "'x.tar': permission denied (make it readable for this user, or run as one who can read it)"
+        );
     }
 }

@@ -25,6 +25,7 @@ pub mod layer;
 pub mod overlay;
 pub mod render;
 pub mod report;
+pub mod size;
 pub mod source;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testutil;

@@ -208,7 +208,7 @@ fn github_format_annotates_the_dockerfile_and_writes_the_step_summary() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "PASS max_layers 6 <= 10");
     let want = format!(
-        "::error file={},line=2,title=mlsize%3A categories.apt-cache over budget::apt-cache bytes is 50000, over the limit of 0 (categories.apt-cache = 0 at {b}:3); layer 2 `RUN apt-get update && apt-get install -y python3-pip` ({}:2): 50000; largest file /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages (50000); fix: end the same RUN with 'rm -rf /var/lib/apt/lists/*' (and 'apt-get clean'), or use RUN --mount=type=cache,target=/var/cache/apt",
+        "::error file={},line=2,title=mlsize%3A categories.apt-cache over budget::apt-cache bytes is 50000, over the limit of 0 (categories.apt-cache = 0 at {b}:3); 50000 (100%25): apt lists and archives left in the layer in layer 2 `RUN apt-get update && apt-get install -y python3-pip` ({}:2); fix: end the same RUN with 'rm -rf /var/lib/apt/lists/*' (and 'apt-get clean'), or use RUN --mount=type=cache,target=/var/cache/apt; largest file /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages (50000)",
         df.replace(':', "%3A").replace(',', "%2C"),
         df
     );

@@ -102,7 +102,10 @@ fn identical_images_have_zero_deltas() {
         json!({"added": 0, "removed": 0, "grown": 0, "shrunk": 0, "moved": 0})
     );
     assert_eq!(v["packages"], json!({"python": [], "debian": []}));
-    assert_eq!(v["verdict"], "no size change");
+    assert_eq!(
+        v["summary"],
+        json!({"visible_delta_bytes": 0, "compressed_delta_bytes": 0, "biggest_change": null, "largest_category_change": null})
+    );
     assert_eq!(v["schema"], "mlsize/v1");
     assert_eq!(v["kind"], "diff");
 }
@@ -186,7 +189,7 @@ fn upgraded_package_in_a_changed_requirements_layer() {
     assert_eq!(
         v["packages"]["python"],
         json!([{"name": "numpy", "change": "upgraded", "old_version": "1.26.0", "new_version": "2.0.1",
-                "old_bytes": 5400 + rec_old, "new_bytes": 9400 + rec_new, "delta": 4000 + rec_new as i64 - rec_old as i64}])
+                "old_bytes": 5400 + rec_old, "new_bytes": 9400 + rec_new, "delta": 4000 + rec_new as i64 - rec_old as i64, "files": null}])
     );
     assert_eq!(
         v["files"]["grown"][0]["path"],
@@ -278,9 +281,9 @@ fn base_image_bump_changes_every_layer_below_the_app() {
     assert_eq!(
         v["packages"]["debian"],
         json!([
-            {"name": "libc6", "change": "upgraded", "old_version": "2.36-9", "new_version": "2.36-10", "old_bytes": 12_288_000, "new_bytes": 12_800_000, "delta": 512_000},
-            {"name": "gone", "change": "removed", "old_version": "1", "new_version": null, "old_bytes": 10_240, "new_bytes": 0, "delta": -10_240},
-            {"name": "new", "change": "added", "old_version": null, "new_version": "1", "old_bytes": 0, "new_bytes": 3072, "delta": 3072},
+            {"name": "libc6", "change": "upgraded", "old_version": "2.36-9", "new_version": "2.36-10", "old_bytes": 12_288_000, "new_bytes": 12_800_000, "delta": 512_000, "files": null},
+            {"name": "gone", "change": "removed", "old_version": "1", "new_version": null, "old_bytes": 10_240, "new_bytes": 0, "delta": -10_240, "files": null},
+            {"name": "new", "change": "added", "old_version": null, "new_version": "1", "old_bytes": 0, "new_bytes": 3072, "delta": 3072, "files": null},
         ])
     );
     assert_eq!(v["files"]["grown"][0]["path"], "/usr/bin/python3");

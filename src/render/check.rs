@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::RenderOptions;
-use super::table::truncate;
+use super::text::{
+    image_label, layer_no, recommendation_place, recommendation_title, share, short_instruction,
+};
 use crate::report::budget::{CheckReport, RuleResult};
 
 /// `actual` and `limit` of a rule in its unit.
@@ -50,30 +52,134 @@ fn what(r: &RuleResult) -> String {
     }
 }
 
+/// The findings that explain a failed rule, largest first: `(bytes, share of
+/// the measure, title, place, fix)`, plus a sentence when they explain less
+/// than half of it.
+struct Explanation {
+    findings: Vec<(String, String, Option<String>, String)>,
+    hidden: usize,
+    shortfall: Option<String>,
+}
+
+const SHOWN_FINDINGS: usize = 3;
+
+fn explanation(r: &RuleResult, o: &RenderOptions, dockerfile: Option<&str>) -> Explanation {
+    let measured = r.measured_bytes.unwrap_or(0);
+    let findings = r
+        .findings
+        .iter()
+        .take(SHOWN_FINDINGS)
+        .map(|f| {
+            let rec = &f.recommendation;
+            let line = r
+                .instructions
+                .iter()
+                .find(|c| Some(c.layer_index) == rec.layer_index)
+                .and_then(|c| c.dockerfile_line);
+            (
+                format!("{} ({})", o.bytes(f.bytes), share(f.bytes, measured)),
+                recommendation_title(rec, 70),
+                recommendation_place(rec, 70).map(|p| format!("{p}{}", at_line(dockerfile, line))),
+                rec.fix.clone(),
+            )
+        })
+        .collect();
+    let what = match r.rule.as_str() {
+        "max_compressed_bytes" => "compressed bytes",
+        "max_visible_bytes" => "visible bytes",
+        "max_wasted_bytes" | "max_wasted_percent" => "wasted bytes",
+        "max_layer_bytes" => "bytes of the largest layer",
+        "max_duplicate_bytes" | "max_cuda_duplicate_bytes" => "duplicate bytes",
+        _ => "bytes",
+    };
+    // Rules that have no byte measure (layer count, growth) explain nothing here.
+    let shortfall = (r.measured_bytes.is_some()
+        && measured > 0
+        && r.explained_bytes.saturating_mul(2) < measured)
+        .then(|| {
+            if r.findings.is_empty() {
+                format!(
+                    "no recommendation covers these {what}: they are files the image keeps (see the layers and files below)"
+                )
+            } else {
+                format!(
+                    "no recommendation covers most of it: the fixes explain {} of {} {what} ({}); the rest is in the layers and files below",
+                    o.bytes(r.explained_bytes),
+                    o.bytes(measured),
+                    share(r.explained_bytes, measured)
+                )
+            }
+        });
+    Explanation {
+        findings,
+        hidden: r.findings.len().saturating_sub(SHOWN_FINDINGS),
+        shortfall,
+    }
+}
+
+/// The rule's limit and where it was set: `max_wasted_bytes = 10MiB at
+/// mlsize.toml:3`, or `--max-size 3GB`.
+fn limit_origin(r: &RuleResult) -> String {
+    if r.origin.starts_with("--max-category ") {
+        format!("{}={}", r.origin, r.limit_text)
+    } else if r.origin.starts_with("--") {
+        format!("{} {}", r.origin, r.limit_text)
+    } else {
+        format!("{} = {} at {}", r.rule, r.limit_text, r.origin)
+    }
+}
+
 /// One sentence for a failed rule.
 pub fn message(r: &RuleResult, o: &RenderOptions, dockerfile: Option<&str>) -> String {
     let (a, l) = values(r, o);
     let mut m = format!(
-        "{} is {a}, over the limit of {l} ({} = {} at {})",
+        "{} is {a}{}, over the limit of {l} ({})",
         what(r),
-        r.rule,
-        r.limit_text,
-        r.origin
+        if r.estimated { " (estimate)" } else { "" },
+        limit_origin(r)
     );
-    for c in &r.instructions {
+    let ex = explanation(r, o, dockerfile);
+    for (bytes, title, place, fix) in &ex.findings {
+        let place = place
+            .as_deref()
+            .map(|p| format!(" in {p}"))
+            .unwrap_or_default();
+        let _ = write!(m, "; {bytes}: {title}{place}; fix: {fix}");
+    }
+    if ex.hidden > 0 {
+        let _ = write!(m, "; {} more findings in --format json", ex.hidden);
+    }
+    if let Some(s) = &ex.shortfall {
+        let _ = write!(m, "; {s}");
+    }
+    // The layers the findings above did not already name.
+    let named: Vec<Option<usize>> = r
+        .findings
+        .iter()
+        .take(SHOWN_FINDINGS)
+        .map(|f| f.recommendation.layer_index)
+        .collect();
+    for c in r
+        .instructions
+        .iter()
+        .filter(|c| !named.contains(&Some(c.layer_index)))
+        .take(3)
+    {
         let at = at_line(dockerfile, c.dockerfile_line);
         let _ = write!(
             m,
             "; layer {} `{}`{at}: {}",
-            c.layer_index + 1,
-            truncate(&c.instruction, 70),
+            layer_no(c.layer_index),
+            short_instruction(&c.instruction, 70),
             o.bytes(c.bytes)
         );
     }
     if let Some(f) = r.top_files.first() {
         let _ = write!(m, "; largest file {} ({})", f.path, o.bytes(f.bytes));
     }
-    if let Some(fix) = &r.fix {
+    if r.findings.is_empty()
+        && let Some(fix) = &r.fix
+    {
         let _ = write!(m, "; fix: {fix}");
     }
     m
@@ -82,12 +188,10 @@ pub fn message(r: &RuleResult, o: &RenderOptions, dockerfile: Option<&str>) -> S
 /// Failed-rule count and the image's display name.
 fn summary(c: &CheckReport) -> (usize, String) {
     let failed = c.rules.iter().filter(|r| !r.passed).count();
-    let name = c
-        .image
-        .name
-        .clone()
-        .unwrap_or_else(|| c.image.source.clone());
-    (failed, name)
+    (
+        failed,
+        image_label(c.image.name.as_deref(), &c.image.source),
+    )
 }
 
 /// ` (Dockerfile:12)` when the instruction was found in the Dockerfile.
@@ -122,14 +226,42 @@ pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> 
         if r.passed {
             continue;
         }
-        for x in &r.instructions {
+        let ex = explanation(r, o, c.dockerfile.as_deref());
+        if !ex.findings.is_empty() {
+            writeln!(out, "      explained by:")?;
+        }
+        for (bytes, title, place, fix) in &ex.findings {
+            writeln!(out, "        {bytes}  {title}")?;
+            if let Some(p) = place {
+                writeln!(out, "          in {p}")?;
+            }
+            writeln!(out, "          fix: {fix}")?;
+        }
+        if ex.hidden > 0 {
+            writeln!(
+                out,
+                "        ({} more findings in --format json)",
+                ex.hidden
+            )?;
+        }
+        if let Some(s) = &ex.shortfall {
+            writeln!(out, "      {s}")?;
+        }
+        for x in r.instructions.iter().take(3) {
             let at = at_line(c.dockerfile.as_deref(), x.dockerfile_line);
             writeln!(
                 out,
                 "      layer {} `{}`{at}: {}",
-                x.layer_index + 1,
-                truncate(&x.instruction, 70),
+                layer_no(x.layer_index),
+                short_instruction(&x.instruction, 70),
                 o.bytes(x.bytes)
+            )?;
+        }
+        if r.instructions.len() > 3 {
+            writeln!(
+                out,
+                "      ({} more layers in --format json)",
+                r.instructions.len() - 3
             )?;
         }
         for f in r.top_files.iter().take(3) {
@@ -138,10 +270,12 @@ pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> 
                 "      file {} ({}, layer {})",
                 f.path,
                 o.bytes(f.bytes),
-                f.layer_index + 1
+                layer_no(f.layer_index)
             )?;
         }
-        if let Some(fix) = &r.fix {
+        if r.findings.is_empty()
+            && let Some(fix) = &r.fix
+        {
             writeln!(out, "      fix: {fix}")?;
         }
     }

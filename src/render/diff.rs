@@ -5,25 +5,112 @@ use std::io::{self, Write};
 use comfy_table::Cell;
 
 use super::RenderOptions;
-use super::table::{new_table, right, truncate};
-use crate::report::diff::{Diff, FileChange};
+use super::table::{new_table, right};
+use super::text::{image_label, layer_no, more, short_instruction};
+use crate::report::diff::{Diff, FileChange, PackageChange};
 
 fn side_name(s: &crate::report::diff::Side) -> String {
-    match &s.name {
-        Some(n) if n.contains('/') || n.contains(':') => n.clone(),
-        _ => s.source.clone(),
-    }
+    image_label(s.name.as_deref(), &s.source)
 }
 
 fn instr_text(i: &crate::report::diff::InstructionDelta) -> String {
     match (&i.old_instruction, &i.new_instruction) {
         (Some(o), Some(n)) if i.status == "changed" => {
-            format!("{} -> {}", truncate(o, 45), truncate(n, 45))
+            format!(
+                "{} -> {}",
+                short_instruction(o, 45),
+                short_instruction(n, 45)
+            )
         }
-        (_, Some(n)) => truncate(n, 80),
-        (Some(o), None) => truncate(o, 80),
+        (_, Some(n)) => short_instruction(n, 80),
+        (Some(o), None) => short_instruction(o, 80),
         _ => String::new(),
     }
+}
+
+fn pct(delta: i64, base: u64) -> String {
+    if base == 0 {
+        return String::new();
+    }
+    format!(" ({:+.1}%)", delta as f64 * 100.0 / base as f64)
+}
+
+/// The headline: what changed, by how much, and where most of it came from.
+fn verdict(d: &Diff, o: &RenderOptions) -> String {
+    let s = &d.summary;
+    let old_visible = d
+        .totals
+        .iter()
+        .find(|t| t.name == "visible_bytes")
+        .map_or(0, |t| t.old);
+    let mut v = if s.visible_delta_bytes == 0 && s.compressed_delta_bytes == 0 {
+        "no size change".to_string()
+    } else {
+        format!(
+            "{}{} visible, {} compressed",
+            o.delta(i128::from(s.visible_delta_bytes)),
+            pct(s.visible_delta_bytes, old_visible),
+            o.delta(i128::from(s.compressed_delta_bytes))
+        )
+    };
+    if let Some(i) = s.biggest_change.and_then(|k| d.instructions.get(k)) {
+        let text = i
+            .new_instruction
+            .as_deref()
+            .or(i.old_instruction.as_deref())
+            .unwrap_or("");
+        // The same shortening as the Instructions table, so the headline
+        // never cuts what the table shows.
+        v.push_str(&format!(
+            "; biggest change: {} in `{}` ({})",
+            o.delta(i128::from(i.delta)),
+            short_instruction(text, 80),
+            i.status
+        ));
+    }
+    if let Some(c) = s.largest_category_change.and_then(|k| d.categories.get(k)) {
+        v.push_str(&format!(
+            "; largest category change: {} {}",
+            c.name,
+            o.delta(i128::from(c.delta))
+        ));
+    }
+    v
+}
+
+/// What changed inside a package of the same version, for people:
+/// `412 files removed (-46.4 MiB, mostly python-bytecode)`.
+fn package_detail(p: &PackageChange, o: &RenderOptions) -> String {
+    let Some(f) = &p.files else {
+        return if p.change == "changed" {
+            "same version, other installed size".into()
+        } else {
+            String::new()
+        };
+    };
+    let mut parts = Vec::new();
+    if f.removed > 0 {
+        parts.push(format!(
+            "{} files removed ({})",
+            f.removed,
+            o.delta(-i128::from(f.removed_bytes))
+        ));
+    }
+    if f.added > 0 {
+        parts.push(format!(
+            "{} files added ({})",
+            f.added,
+            o.delta(i128::from(f.added_bytes))
+        ));
+    }
+    if f.resized > 0 {
+        parts.push(format!("{} files resized", f.resized));
+    }
+    let mut s = parts.join(", ");
+    if let Some((cat, d)) = f.categories.iter().max_by_key(|(_, d)| d.unsigned_abs()) {
+        s.push_str(&format!("; mostly {cat} {}", o.delta(i128::from(*d))));
+    }
+    s
 }
 
 /// All file changes, largest first.
@@ -47,24 +134,34 @@ fn file_rows(f: &crate::report::diff::FileChanges) -> Vec<(&'static str, &FileCh
     rows
 }
 
-/// Python then Debian package changes.
-fn package_rows(d: &Diff) -> Vec<(&'static str, &crate::report::diff::PackageChange)> {
+/// Python and Debian package changes, largest change first across both.
+fn package_rows(d: &Diff) -> Vec<(&'static str, &PackageChange)> {
     let p = &d.packages;
-    p.python
+    let mut rows: Vec<(&'static str, &PackageChange)> = p
+        .python
         .iter()
         .map(|x| ("python", x))
         .chain(p.debian.iter().map(|x| ("debian", x)))
-        .collect()
+        .collect();
+    rows.sort_by(|a, b| {
+        b.1.delta
+            .unsigned_abs()
+            .cmp(&a.1.delta.unsigned_abs())
+            .then_with(|| a.0.cmp(b.0))
+            .then_with(|| a.1.name.cmp(&b.1.name))
+    });
+    rows
 }
 
-fn layer_no(i: Option<usize>) -> String {
-    i.map(|l| (l + 1).to_string()).unwrap_or_else(|| "-".into())
+fn layer_cell(i: Option<usize>) -> String {
+    i.map(|l| layer_no(l).to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Writes the diff as tables.
 pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "{} -> {}", side_name(&d.old), side_name(&d.new))?;
-    writeln!(out, "{}", d.verdict)?;
+    writeln!(out, "{}", verdict(d, o))?;
     writeln!(
         out,
         "{} shared layer{} ({} compressed, reused by a registry pull)",
@@ -122,8 +219,8 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
     );
     for i in &d.instructions {
         t.add_row(vec![
-            Cell::new(layer_no(i.old_layer_index)),
-            Cell::new(layer_no(i.new_layer_index)),
+            Cell::new(layer_cell(i.old_layer_index)),
+            Cell::new(layer_cell(i.new_layer_index)),
             Cell::new(&i.status),
             Cell::new(instr_text(i)),
             Cell::new(o.bytes(i.old_bytes)),
@@ -157,22 +254,36 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
     let pk = package_rows(d);
     if !pk.is_empty() {
         writeln!(out, "\nPackages")?;
-        let mut t = new_table(
-            &["kind", "package", "change", "old", "new", "bytes"],
-            o.width,
-        );
-        for (kind, p) in pk.iter().take(o.top.max(1) * 2) {
-            t.add_row(vec![
+        let details: Vec<String> = pk
+            .iter()
+            .take(o.top)
+            .map(|(_, p)| package_detail(p, o))
+            .collect();
+        let detailed = details.iter().any(|d| !d.is_empty());
+        let mut header = vec!["kind", "package", "change", "old", "new", "bytes"];
+        if detailed {
+            header.push("what changed");
+        }
+        let mut t = new_table(&header, o.width);
+        for ((kind, p), detail) in pk.iter().zip(details) {
+            let mut row = vec![
                 Cell::new(kind),
                 Cell::new(&p.name),
                 Cell::new(&p.change),
                 Cell::new(p.old_version.clone().unwrap_or_default()),
                 Cell::new(p.new_version.clone().unwrap_or_default()),
                 Cell::new(o.delta(i128::from(p.delta))),
-            ]);
+            ];
+            if detailed {
+                row.push(Cell::new(detail));
+            }
+            t.add_row(row);
         }
         right(&mut t, &[5]);
         writeln!(out, "{t}")?;
+        if pk.len() > o.top {
+            writeln!(out, "{}", more(pk.len() - o.top, pk.len()))?;
+        }
     }
 
     let f = &d.files;
@@ -199,12 +310,16 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
             t.add_row(vec![
                 Cell::new(k),
                 Cell::new(bytes),
-                Cell::new(c.layer_index + 1),
+                Cell::new(layer_no(c.layer_index)),
                 Cell::new(path),
             ]);
         }
         right(&mut t, &[1, 2]);
         writeln!(out, "{t}")?;
+        let total: usize = f.counts.values().sum();
+        if total > o.top.min(rows.len()) {
+            writeln!(out, "{}", more(total - o.top.min(rows.len()), total))?;
+        }
     }
     Ok(())
 }
@@ -226,7 +341,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
         md_escape(&side_name(&d.old)),
         md_escape(&side_name(&d.new))
     )?;
-    writeln!(out, "**{}**\n", md_escape(&d.verdict))?;
+    writeln!(out, "**{}**\n", md_escape(&verdict(d, o)))?;
     if let Some(t) = &d.threshold {
         writeln!(
             out,
@@ -301,18 +416,22 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
     if !pk.is_empty() {
         writeln!(
             out,
-            "| package | change | old | new | bytes |\n|---|---|---|---|---:|"
+            "| package | change | old | new | bytes | what changed |\n|---|---|---|---|---:|---|"
         )?;
-        for (kind, p) in pk.iter().take(20) {
+        for (kind, p) in pk.iter().take(o.top) {
             writeln!(
                 out,
-                "| {} ({kind}) | {} | {} | {} | {} |",
+                "| {} ({kind}) | {} | {} | {} | {} | {} |",
                 md_escape(&p.name),
                 p.change,
                 md_escape(p.old_version.as_deref().unwrap_or("")),
                 md_escape(p.new_version.as_deref().unwrap_or("")),
-                o.delta(i128::from(p.delta))
+                o.delta(i128::from(p.delta)),
+                md_escape(&package_detail(p, o))
             )?;
+        }
+        if pk.len() > o.top {
+            writeln!(out, "\n{}", more(pk.len() - o.top, pk.len()))?;
         }
         writeln!(out)?;
     }
@@ -331,6 +450,10 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
                 md_escape(&path),
                 o.delta(i128::from(c.delta))
             )?;
+        }
+        let total: usize = f.counts.values().sum();
+        if total > o.top.min(rows.len()) {
+            writeln!(out, "\n{}", more(total - o.top.min(rows.len()), total))?;
         }
         writeln!(out)?;
     }

@@ -4,7 +4,10 @@
 use std::io::{self, Write};
 
 use super::RenderOptions;
-use super::table::truncate;
+use super::text::{
+    image_label, layer_no, more, recommendation_place, recommendation_title, share,
+    short_instruction,
+};
 use crate::report::Report;
 
 fn esc(s: &str) -> String {
@@ -14,49 +17,61 @@ fn esc(s: &str) -> String {
 /// Writes the analysis as GitHub-flavoured markdown.
 pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let im = &r.image;
-    let name = im.name.clone().unwrap_or_else(|| im.source.clone());
     writeln!(
         out,
         "### mlsize: `{}` ({}, {} layers)\n",
-        esc(&name),
+        esc(&image_label(im.name.as_deref(), &im.source)),
         im.platform,
         im.layer_count
     )?;
-    let e = &r.estimated;
     writeln!(
         out,
-        "**{} visible, {} compressed, {} wasted**{}\n",
+        "**{} visible, {} compressed, {} wasted**\n",
         o.bytes(im.visible_bytes),
         o.bytes(im.compressed_bytes),
         o.bytes(im.wasted_bytes),
-        if e.savings_bytes > 0 {
-            format!(
-                "; after the fixes below: {} -> {} (-{:.0}%)",
-                o.bytes(e.content_bytes_before),
-                o.bytes(e.content_bytes),
-                e.savings_percent
-            )
-        } else {
-            String::new()
-        }
     )?;
+    let e = &r.estimated;
+    if e.savings_bytes > 0 {
+        let pair = |before: u64, after: u64| {
+            format!(
+                "{} → {} (-{})",
+                o.bytes(before),
+                o.bytes(after),
+                share(before - after.min(before), before)
+            )
+        };
+        writeln!(
+            out,
+            "After the fixes below: content (all layers) {}, visible {}, compressed {}.\n",
+            pair(e.content_bytes_before, e.content_bytes),
+            pair(e.visible_bytes_before, e.visible_bytes),
+            pair(e.compressed_bytes_before, e.compressed_bytes)
+        )?;
+    }
     if !r.recommendations.is_empty() {
         writeln!(out, "| saves | layer | fix |\n|---:|---:|---|")?;
         for rec in r.recommendations.iter().take(o.top) {
-            let title = rec
-                .title
-                .split_once(": ")
-                .map(|x| x.1)
-                .unwrap_or(&rec.title);
+            let place = recommendation_place(rec, 80)
+                .map(|p| format!(" (in {p})"))
+                .unwrap_or_default();
             writeln!(
                 out,
-                "| {} | {} | {}: {} |",
+                "| {} | {} | {}{}: {} |",
                 o.bytes(rec.savings_bytes),
                 rec.layer_index
-                    .map(|l| (l + 1).to_string())
+                    .map(|l| layer_no(l).to_string())
                     .unwrap_or_default(),
-                esc(title),
+                esc(&recommendation_title(rec, 80)),
+                esc(&place),
                 esc(&rec.fix)
+            )?;
+        }
+        if r.recommendations.len() > o.top {
+            writeln!(
+                out,
+                "\n{}",
+                more(r.recommendations.len() - o.top, r.recommendations.len())
             )?;
         }
         writeln!(out)?;
@@ -70,8 +85,8 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         writeln!(
             out,
             "| {} | `{}` | {} | {} | {} |",
-            l.index + 1,
-            esc(&truncate(&l.instruction, 80)),
+            layer_no(l.index),
+            esc(&short_instruction(&l.instruction, 80)),
             o.bytes(l.compressed_bytes),
             o.bytes(l.content_bytes),
             o.bytes(l.wasted_bytes)

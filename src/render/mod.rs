@@ -6,6 +6,7 @@ pub mod diff;
 pub mod json;
 pub mod markdown;
 pub mod table;
+pub mod text;
 pub mod units;
 
 /// How reports are printed.

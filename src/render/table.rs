@@ -6,6 +6,10 @@ use std::io::{self, Write};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 
 use super::RenderOptions;
+use super::text::{
+    image_label, layer_no, more, recommendation_place, recommendation_title, share,
+    short_instruction,
+};
 use crate::history::one_line;
 use crate::report::Report;
 
@@ -51,12 +55,7 @@ fn percent(part: u64, whole: u64) -> String {
 /// Writes the analysis report as tables.
 pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let im = &r.image;
-    // OCI layouts often name an image by its tag alone (`ref.name`).
-    let name = match &im.name {
-        Some(n) if n.contains('/') || n.contains(':') => n.clone(),
-        Some(n) => format!("{} (ref {n})", im.source),
-        None => im.source.clone(),
-    };
+    let name = image_label(im.name.as_deref(), &im.source);
     let verified = if im.verified {
         "digests verified"
     } else {
@@ -115,16 +114,24 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     }
     let e = &r.estimated;
     if e.savings_bytes > 0 {
+        // Every figure says which quantity it is: the arrow is content (all
+        // layers, what `docker images` counts), then visible and compressed.
+        let pair = |before: u64, after: u64| {
+            format!(
+                "{} -> {} (-{})",
+                o.bytes(before),
+                o.bytes(after),
+                share(before - after.min(before), before)
+            )
+        };
         s.add_row(vec![
             Cell::new("after fixes"),
             Cell::new(o.bytes(e.content_bytes)),
             Cell::new(format!(
-                "{} -> {} (-{:.0}%), compressed {} -> {}",
-                o.bytes(e.content_bytes_before),
-                o.bytes(e.content_bytes),
-                e.savings_percent,
-                o.bytes(im.compressed_bytes),
-                o.bytes(e.compressed_bytes)
+                "content {} (all layers)\nvisible {}\ncompressed {}",
+                pair(e.content_bytes_before, e.content_bytes),
+                pair(e.visible_bytes_before, e.visible_bytes),
+                pair(e.compressed_bytes_before, e.compressed_bytes)
             )),
         ]);
     }
@@ -146,8 +153,12 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     );
     let has_base = r.layers.iter().any(|l| l.base);
     for l in &r.layers {
-        let mut label = truncate(&l.instruction, 60);
-        if has_base && l.base {
+        let mut label = if l.instruction.trim().is_empty() {
+            "(no instruction recorded)".to_string()
+        } else {
+            short_instruction(&l.instruction, 60)
+        };
+        if (has_base && l.base) || l.base_image.is_some() {
             label = format!("[base] {label}");
         }
         let bloat = l
@@ -156,7 +167,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
             .map(|c| format!("{c} {}", o.bytes(l.categories.get(c).copied().unwrap_or(0))))
             .unwrap_or_default();
         t.add_row(vec![
-            Cell::new(l.index + 1),
+            Cell::new(layer_no(l.index)),
             Cell::new(label),
             Cell::new(o.bytes(l.compressed_bytes)),
             Cell::new(o.bytes(l.content_bytes)),
@@ -174,22 +185,19 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         for rec in r.recommendations.iter().take(o.top) {
             let layer = rec
                 .layer_index
-                .map(|l| (l + 1).to_string())
+                .map(|l| layer_no(l).to_string())
                 .unwrap_or_default();
-            let instr = rec
-                .instruction
-                .as_deref()
-                .map(|i| format!("\n  in `{}`", truncate(i, 70)))
+            let place = recommendation_place(rec, 70)
+                .map(|p| format!("\n  in {p}"))
                 .unwrap_or_default();
-            let title = rec
-                .title
-                .split_once(": ")
-                .map(|x| x.1)
-                .unwrap_or(&rec.title);
             t.add_row(vec![
                 Cell::new(o.bytes(rec.savings_bytes)),
                 Cell::new(layer),
-                Cell::new(format!("{title}{instr}\n  fix: {}", rec.fix)),
+                Cell::new(format!(
+                    "{}{place}\n  fix: {}",
+                    recommendation_title(rec, 50),
+                    rec.fix
+                )),
             ]);
         }
         right(&mut t, &[0, 1]);
@@ -197,8 +205,8 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         if r.recommendations.len() > o.top {
             writeln!(
                 out,
-                "({} more in --format json)",
-                r.recommendations.len() - o.top
+                "{}",
+                more(r.recommendations.len() - o.top, r.recommendations.len())
             )?;
         }
     }
@@ -216,7 +224,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
                 .map(|c| {
                     format!(
                         "L{} {}{}  {}",
-                        c.layer_index + 1,
+                        layer_no(c.layer_index),
                         o.bytes(c.bytes),
                         if c.identical { " identical" } else { "" },
                         c.path
@@ -232,6 +240,13 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         }
         right(&mut t, &[1]);
         writeln!(out, "{t}")?;
+        if r.cuda_duplicates.len() > o.top {
+            writeln!(
+                out,
+                "{}",
+                more(r.cuda_duplicates.len() - o.top, r.cuda_duplicates.len())
+            )?;
+        }
     }
 
     let cats: Vec<_> = r
@@ -255,12 +270,21 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     }
 
     if !r.top_files.is_empty() {
-        writeln!(out, "\nLargest files")?;
+        let shown = r.top_files.len().min(o.top) as u64;
+        if im.visible_files > shown {
+            writeln!(
+                out,
+                "\nLargest files ({shown} of {} visible; --top N for more)",
+                im.visible_files
+            )?;
+        } else {
+            writeln!(out, "\nLargest files")?;
+        }
         let mut t = new_table(&["size", "layer", "category", "path"], o.width);
         for f in r.top_files.iter().take(o.top) {
             t.add_row(vec![
                 Cell::new(o.bytes(f.bytes)),
-                Cell::new(f.layer_index + 1),
+                Cell::new(layer_no(f.layer_index)),
                 Cell::new(&f.category),
                 Cell::new(&f.path),
             ]);

@@ -1,19 +1,25 @@
 //! Byte sizes for people: one unit family per table (binary by default,
-//! decimal with `--si`), and the parser for sizes given on the command line.
+//! decimal with `--si`). Parsing sizes the user typed is input handling and
+//! lives in [`crate::size`].
 
 /// Formats bytes with one decimal: `7.6 GiB` (binary) or `8.2 GB` (`si`).
+///
+/// The unit steps up once the figure would show 1000 or more of the smaller
+/// unit (as `999.9 MiB`, then `1.0 GiB`), so a figure never needs four digits
+/// before the point (`1000.4 KiB` is shown as `1.0 MiB`).
 pub fn format_bytes(bytes: u64, si: bool) -> String {
-    let (base, units): (f64, [&str; 6]) = if si {
-        (1000.0, ["B", "kB", "MB", "GB", "TB", "PB"])
+    let (base, units): (f64, [&str; 7]) = if si {
+        (1000.0, ["B", "kB", "MB", "GB", "TB", "PB", "EB"])
     } else {
-        (1024.0, ["B", "KiB", "MiB", "GiB", "TiB", "PiB"])
+        (1024.0, ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"])
     };
-    if (bytes as f64) < base {
+    if bytes < 1000 {
         return format!("{bytes} B");
     }
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= base && u < units.len() - 1 {
+    let mut v = bytes as f64 / base;
+    let mut u = 1;
+    // 999.95 rounds to 1000.0 at one decimal: step up before printing it.
+    while v >= 999.95 && u < units.len() - 1 {
         v /= base;
         u += 1;
     }
@@ -30,58 +36,6 @@ pub fn format_delta(delta: i128, si: bool) -> String {
     }
 }
 
-/// Parses a size: an integer of bytes, or a number with a unit. `kB MB GB TB`
-/// are decimal (powers of 1000), `KiB MiB GiB TiB` binary (powers of 1024);
-/// `K M G T` alone are binary, as in `du` and `docker`. Case-insensitive except
-/// that the `i` marks binary.
-///
-/// ```
-/// use mlsize::render::units::parse_size;
-/// assert_eq!(parse_size("3GB"), Ok(3_000_000_000));
-/// assert_eq!(parse_size("2.5GiB"), Ok(2_684_354_560));
-/// assert_eq!(parse_size("500"), Ok(500));
-/// ```
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num = num.replace('_', "");
-    let unit = unit.trim();
-    let expected = || {
-        format!(
-            "invalid size '{s}': expected a number followed by B, kB, MB, GB, TB (decimal) or KiB, MiB, GiB, TiB (binary), e.g. 3GB or 2.5GiB"
-        )
-    };
-    if num.is_empty() {
-        return Err(expected());
-    }
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "mb" => 1000u64.pow(2),
-        "gb" => 1000u64.pow(3),
-        "tb" => 1000u64.pow(4),
-        "k" | "kib" => 1024,
-        "m" | "mib" => 1024u64.pow(2),
-        "g" | "gib" => 1024u64.pow(3),
-        "t" | "tib" => 1024u64.pow(4),
-        _ => return Err(expected()),
-    };
-    if let Ok(n) = num.parse::<u64>() {
-        return n
-            .checked_mul(mult)
-            .ok_or_else(|| format!("size '{s}' is too large"));
-    }
-    let f: f64 = num.parse().map_err(|_| expected())?;
-    let v = f * mult as f64;
-    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
-        return Err(format!("size '{s}' is too large"));
-    }
-    Ok(v.round() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,40 +43,20 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(format_bytes(0, false), "0 B");
-        assert_eq!(format_bytes(1023, false), "1023 B");
+        assert_eq!(format_bytes(999, false), "999 B");
+        assert_eq!(format_bytes(1000, false), "1.0 KiB");
+        assert_eq!(format_bytes(1023, false), "1.0 KiB");
         assert_eq!(format_bytes(1024, false), "1.0 KiB");
+        // See: issue 11 item 14 (`docs 1000.4 KiB`).
+        assert_eq!(format_bytes(1_024_410, false), "1.0 MiB");
+        assert_eq!(format_bytes(999 * 1024 + 900, false), "999.9 KiB");
+        assert_eq!(format_bytes(999 * 1024 + 990, false), "1.0 MiB");
+        assert_eq!(format_bytes(999_949, true), "999.9 kB");
+        assert_eq!(format_bytes(999_950, true), "1.0 MB");
+        assert_eq!(format_bytes(u64::MAX, false), "16.0 EiB");
         assert_eq!(format_bytes(8_160_437_862, false), "7.6 GiB");
         assert_eq!(format_bytes(7_600_000_000, true), "7.6 GB");
         assert_eq!(format_delta(-1536, false), "-1.5 KiB");
         assert_eq!(format_delta(0, false), "0 B");
-    }
-
-    #[test]
-    fn parses_sizes() {
-        let ok = [
-            ("0", 0),
-            ("500", 500),
-            ("500B", 500),
-            ("1kB", 1000),
-            ("1KiB", 1024),
-            ("100MB", 100_000_000),
-            ("3GB", 3_000_000_000),
-            ("3 GB", 3_000_000_000),
-            ("2.5GiB", 2_684_354_560),
-            ("1G", 1 << 30),
-            ("1_000", 1000),
-        ];
-        for (s, want) in ok {
-            assert_eq!(parse_size(s), Ok(want), "{s}");
-        }
-        for bad in ["", "GB", "12XB", "-1", "1.2.3MB"] {
-            let e = parse_size(bad).unwrap_err();
-            assert!(e.contains(bad) || bad.is_empty(), "{e}");
-        }
-        assert!(
-            parse_size("99999999999TB")
-                .unwrap_err()
-                .contains("too large")
-        );
     }
 }

@@ -2,15 +2,16 @@
 //! one [`RuleResult`] per rule, PASS or FAIL, with the instructions, files and
 //! fix responsible for each failure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
 use super::Analysis;
+use super::advice::{self, Recommendation};
 use super::diff::Diff;
 use crate::category::Rules;
 use crate::error::{Error, Result};
-use crate::render::units::parse_size;
+use crate::size::parse_size;
 
 /// Every key a budget file may hold, in evaluation order.
 pub const KEYS: &[&str] = &[
@@ -140,56 +141,95 @@ fn count_limit(v: &toml::Value, key: &str, origin: &str) -> Result<Limit> {
 
 impl Budget {
     /// Parses a budget file. Unknown keys and category names are errors that
-    /// name the key, its line and what is known.
+    /// name the key, its line and what is known; every problem of the file is
+    /// reported at once, not only the first.
     pub fn parse(text: &str, file: &str, rules: &Rules) -> Result<Budget> {
         let table: toml::Table = toml::from_str(text).map_err(|e| {
             Error::Usage(format!("'{file}': invalid TOML: {}", e.to_string().trim()))
         })?;
         let mut b = Budget::default();
-        let cats: Vec<&str> = rules.names().collect();
+        let mut problems: Vec<String> = Vec::new();
         for (key, v) in &table {
             let origin = format!("{file}:{}", line_of(text, key));
             match key.as_str() {
                 "categories" | "category_growth" => {
-                    let t = v.as_table().ok_or_else(|| {
-                        Error::Usage(format!(
+                    let Some(t) = v.as_table() else {
+                        problems.push(format!(
                             "{origin}: '{key}' must be a table such as [{key}] with pip-cache = 0"
-                        ))
-                    })?;
+                        ));
+                        continue;
+                    };
                     for (name, lv) in t {
                         let origin = format!("{file}:{}", line_of(text, name));
-                        if !cats.contains(&name.as_str()) {
-                            return Err(Error::Usage(format!(
-                                "{origin}: unknown category '{name}' in [{key}]; known categories: {}",
-                                cats.join(", ")
-                            )));
-                        }
-                        let l = size_limit(lv, &format!("{key}.{name}"), &origin)?;
-                        if key == "categories" {
-                            b.categories.insert(name.clone(), l);
-                        } else {
-                            b.category_growth.insert(name.clone(), l);
+                        if let Err(e) = b.set_category(key, name, lv, &origin, rules) {
+                            problems.push(e);
                         }
                     }
                 }
-                "max_wasted_percent" | "max_growth_percent" => {
-                    b.rules.insert(key.clone(), percent_limit(v, key, &origin)?);
-                }
-                "max_layers" => {
-                    b.rules.insert(key.clone(), count_limit(v, key, &origin)?);
-                }
-                k if KEYS.contains(&k) => {
-                    b.rules.insert(key.clone(), size_limit(v, key, &origin)?);
-                }
                 _ => {
-                    return Err(Error::Usage(format!(
-                        "{origin}: unknown key '{key}'; known keys: {}",
-                        KEYS.join(", ")
-                    )));
+                    if let Err(e) = b.set(key, v, &origin) {
+                        problems.push(e);
+                    }
                 }
             }
         }
-        Ok(b)
+        match problems.len() {
+            0 => Ok(b),
+            1 => Err(Error::Usage(problems.remove(0))),
+            n => Err(Error::Usage(format!(
+                "'{file}' has {n} problems: {}",
+                problems.join("; ")
+            ))),
+        }
+    }
+
+    /// Sets one image-wide rule from a value; `origin` says where it was
+    /// written (`mlsize.toml:3`, or a flag such as `--max-size`).
+    pub fn set(&mut self, key: &str, v: &toml::Value, origin: &str) -> Result<(), String> {
+        let limit = match key {
+            "max_wasted_percent" | "max_growth_percent" => percent_limit(v, key, origin),
+            "max_layers" => count_limit(v, key, origin),
+            "categories" | "category_growth" => {
+                return Err(format!(
+                    "{origin}: '{key}' must be a table such as [{key}] with pip-cache = 0"
+                ));
+            }
+            k if KEYS.contains(&k) => size_limit(v, key, origin),
+            _ => {
+                return Err(format!(
+                    "{origin}: unknown key '{key}'; known keys: {}",
+                    KEYS.join(", ")
+                ));
+            }
+        };
+        let limit = limit.map_err(|e| e.to_string())?;
+        self.rules.insert(key.to_string(), limit);
+        Ok(())
+    }
+
+    /// Sets a limit of the `categories` or `category_growth` table.
+    pub fn set_category(
+        &mut self,
+        table: &str,
+        name: &str,
+        v: &toml::Value,
+        origin: &str,
+        rules: &Rules,
+    ) -> Result<(), String> {
+        if rules.index_of(name).is_none() {
+            let cats: Vec<&str> = rules.names().collect();
+            return Err(format!(
+                "{origin}: unknown category '{name}' in [{table}]; known categories: {}",
+                cats.join(", ")
+            ));
+        }
+        let l = size_limit(v, &format!("{table}.{name}"), origin).map_err(|e| e.to_string())?;
+        if table == "categories" {
+            self.categories.insert(name.to_string(), l);
+        } else {
+            self.category_growth.insert(name.to_string(), l);
+        }
+        Ok(())
     }
 
     /// Maps a dive `.dive-ci` file's rules to mlsize rules.
@@ -313,6 +353,16 @@ pub struct CulpritFile {
     pub layer_index: usize,
 }
 
+/// A finding (recommendation) that contributes to a failed rule's measure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Bytes of the rule's measure that the finding's fix removes (for
+    /// `max_compressed_bytes`, estimated compressed bytes).
+    pub bytes: u64,
+    /// The recommendation, as `analyze` reports it.
+    pub recommendation: Recommendation,
+}
+
 /// One evaluated rule.
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleResult {
@@ -328,13 +378,25 @@ pub struct RuleResult {
     pub limit: f64,
     /// The limit as written.
     pub limit_text: String,
-    /// Where the limit was set.
+    /// Where the limit was set: `mlsize.toml:4`, or the flag (`--max-size`).
     pub origin: String,
+    /// Whether `actual` is an estimate (`max_compressed_bytes` on layers
+    /// stored uncompressed).
+    pub estimated: bool,
+    /// For failures: the bytes the findings are measured against (the wasted
+    /// bytes of a percentage rule, or `actual` itself for byte rules).
+    pub measured_bytes: Option<u64>,
     /// For failures: the layers responsible, largest first.
     pub instructions: Vec<Culprit>,
     /// For failures: the largest files responsible.
     pub top_files: Vec<CulpritFile>,
-    /// For failures: what to change.
+    /// For failures: the findings whose fixes reduce the measure, largest
+    /// first, each with its share of it.
+    pub findings: Vec<Finding>,
+    /// For failures: the sum of `findings[].bytes`.
+    pub explained_bytes: u64,
+    /// For failures: what to change, when the rule has an answer (the largest
+    /// finding's fix, or the rule's own advice).
     pub fix: Option<String>,
 }
 
@@ -348,10 +410,73 @@ impl RuleResult {
             limit: limit.value,
             limit_text: limit.text.clone(),
             origin: limit.origin.clone(),
+            estimated: false,
+            measured_bytes: None,
             instructions: Vec::new(),
             top_files: Vec::new(),
+            findings: Vec::new(),
+            explained_bytes: 0,
             fix: None,
         }
+    }
+
+    /// Explains a failure by what the measure is made of: `weight(inode)` is
+    /// the inode's part of the measure; layers, files and findings are ranked
+    /// by it.
+    fn explain(&mut self, a: &Analysis, measured: u64, weight: &dyn Fn(usize) -> u64) {
+        let r = &a.report;
+        let mut per_layer = vec![0u64; r.layers.len()];
+        let mut files: Vec<(u64, usize)> = Vec::new();
+        for (i, n) in a.inodes.iter().enumerate() {
+            let w = weight(i);
+            if w == 0 {
+                continue;
+            }
+            if let Some(l) = per_layer.get_mut(n.layer as usize) {
+                *l += w;
+            }
+            files.push((w, i));
+        }
+        self.measured_bytes = Some(measured);
+        self.instructions = culprits(a, per_layer.into_iter().enumerate().collect());
+        files.sort_by(|x, y| {
+            y.0.cmp(&x.0)
+                .then_with(|| a.inodes[x.1].shown_path().cmp(a.inodes[y.1].shown_path()))
+        });
+        self.top_files = files
+            .iter()
+            .take(5)
+            .map(|&(w, i)| CulpritFile {
+                path: a.inodes[i].shown_path().to_string(),
+                bytes: w,
+                layer_index: a.inodes[i].layer as usize,
+            })
+            .collect();
+        let mut findings: Vec<Finding> = r
+            .recommendations
+            .iter()
+            .zip(&a.targets)
+            .map(|(rec, t)| Finding {
+                bytes: t.iter().map(|&i| weight(i as usize)).sum(),
+                recommendation: rec.clone(),
+            })
+            .filter(|f| f.bytes > 0)
+            .collect();
+        findings.sort_by(|x, y| {
+            y.bytes
+                .cmp(&x.bytes)
+                .then_with(|| x.recommendation.id.cmp(&y.recommendation.id))
+        });
+        self.explained_bytes = findings.iter().map(|f| f.bytes).sum();
+        self.fix = findings.first().map(|f| f.recommendation.fix.clone());
+        self.findings = findings;
+    }
+
+    /// Explains a failure by per-layer figures only (no file is responsible,
+    /// e.g. compressed bytes of layers the fixes do not touch).
+    fn explain_layers(&mut self, a: &Analysis, measured: u64, per_layer: Vec<(usize, u64)>) {
+        self.measured_bytes = Some(measured);
+        self.instructions = culprits(a, per_layer);
     }
 }
 
@@ -371,32 +496,26 @@ fn culprits(a: &Analysis, per_layer: Vec<(usize, u64)>) -> Vec<Culprit> {
             .cmp(&x.bytes)
             .then(x.layer_index.cmp(&y.layer_index))
     });
-    v.truncate(3);
     v
 }
 
-fn files_where(a: &Analysis, pred: impl Fn(&crate::overlay::Inode) -> bool) -> Vec<CulpritFile> {
-    let mut v: Vec<CulpritFile> = a
-        .inodes
-        .iter()
-        .filter(|i| pred(i))
-        .map(|i| CulpritFile {
-            path: i.shown_path().to_string(),
-            bytes: i.bytes,
-            layer_index: i.layer as usize,
-        })
-        .collect();
-    v.sort_by(|x, y| y.bytes.cmp(&x.bytes).then_with(|| x.path.cmp(&y.path)));
-    v.truncate(5);
-    v
-}
-
-fn fix_for(a: &Analysis, ids: &[&str]) -> Option<String> {
-    a.report
-        .recommendations
-        .iter()
-        .find(|r| ids.contains(&r.id.as_str()))
-        .map(|r| r.fix.clone())
+/// Paths of the copies that keeping one file of each duplicate group removes
+/// (every path but the first in byte order).
+fn duplicate_copies(a: &Analysis, cuda_only: bool) -> HashSet<&str> {
+    let r = &a.report;
+    if cuda_only {
+        r.cuda_duplicates
+            .iter()
+            .flat_map(|f| f.copies.iter().skip(1))
+            .map(|c| c.path.as_str())
+            .collect()
+    } else {
+        r.duplicates
+            .iter()
+            .flat_map(|g| g.paths.iter().skip(1))
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// Evaluates a budget against an analysis (and, for growth rules, a diff
@@ -409,9 +528,7 @@ pub fn check(
 ) -> Vec<RuleResult> {
     let r = &a.report;
     let im = &r.image;
-    let layers_by = |f: &dyn Fn(&super::LayerReport) -> u64| -> Vec<(usize, u64)> {
-        r.layers.iter().map(|l| (l.index, f(l))).collect()
-    };
+    let inode = |i: usize| &a.inodes[i];
     let mut out = Vec::new();
     for key in KEYS {
         let Some(limit) = budget.rules.get(*key) else {
@@ -451,86 +568,140 @@ pub fn check(
             _ => continue,
         };
         let mut res = RuleResult::new(key.to_string(), unit, actual, limit);
-        if !res.passed {
-            match *key {
-                "max_wasted_bytes" | "max_wasted_percent" => {
-                    res.instructions = culprits(a, layers_by(&|l| l.wasted_bytes));
-                    res.top_files = files_where(a, |i| !i.visible);
-                    res.fix = fix_for(
-                        a,
-                        &[
-                            "pip-cache",
-                            "uv-cache",
-                            "conda-pkgs",
-                            "apt-cache",
-                            "deleted-later",
-                            "overwritten-later",
-                        ],
+        if res.passed {
+            out.push(res);
+            continue;
+        }
+        match *key {
+            "max_compressed_bytes" => {
+                // Files the fixes remove save their layer's compressed share;
+                // the layers themselves are ranked by their compressed bytes.
+                res.explain(a, im.compressed_bytes, &|i| {
+                    let n = inode(i);
+                    r.layers
+                        .get(n.layer as usize)
+                        .map_or(0, |l| advice::compressed_share(n.bytes, l))
+                });
+                res.top_files.clear();
+                res.explain_layers(
+                    a,
+                    im.compressed_bytes,
+                    r.layers
+                        .iter()
+                        .map(|l| (l.index, l.compressed_bytes))
+                        .collect(),
+                );
+            }
+            "max_visible_bytes" => {
+                res.explain(a, im.visible_bytes, &|i| {
+                    let n = inode(i);
+                    if n.visible { n.bytes } else { 0 }
+                });
+            }
+            "max_wasted_bytes" | "max_wasted_percent" => {
+                res.explain(a, im.wasted_bytes, &|i| {
+                    let n = inode(i);
+                    if n.visible { 0 } else { n.bytes }
+                });
+            }
+            "max_duplicate_bytes" | "max_cuda_duplicate_bytes" => {
+                let cuda_only = *key == "max_cuda_duplicate_bytes";
+                let copies = duplicate_copies(a, cuda_only);
+                let measured = if cuda_only {
+                    im.cuda_duplicate_reclaimable_bytes
+                } else {
+                    im.duplicate_reclaimable_bytes
+                };
+                res.explain(a, measured, &|i| {
+                    let n = inode(i);
+                    if n.visible && copies.contains(n.shown_path()) {
+                        n.bytes
+                    } else {
+                        0
+                    }
+                });
+                if res.fix.is_none() {
+                    res.fix = Some(
+                        "keep one copy of each file: install or copy it once, or hard-link the copies"
+                            .into(),
                     );
                 }
-                "max_duplicate_bytes" | "max_cuda_duplicate_bytes" => {
-                    let mut per: BTreeMap<usize, u64> = BTreeMap::new();
-                    for f in &r.cuda_duplicates {
-                        for c in f.copies.iter().skip(1) {
-                            *per.entry(c.layer_index).or_default() += c.bytes;
-                        }
+            }
+            "max_layer_bytes" => {
+                let largest = r
+                    .layers
+                    .iter()
+                    .max_by(|x, y| {
+                        x.content_bytes
+                            .cmp(&y.content_bytes)
+                            .then(y.index.cmp(&x.index))
+                    })
+                    .map_or(0, |l| l.index);
+                res.explain(a, actual as u64, &|i| {
+                    let n = inode(i);
+                    if n.layer as usize == largest {
+                        n.bytes
+                    } else {
+                        0
                     }
-                    res.instructions = culprits(a, per.into_iter().collect());
-                    res.top_files = r
-                        .duplicates
-                        .iter()
-                        .take(5)
-                        .filter_map(|g| g.paths.get(1).map(|p| (p, g.bytes_each)))
-                        .map(|(p, b)| CulpritFile {
-                            path: p.clone(),
-                            bytes: b,
-                            layer_index: a
-                                .inodes
+                });
+                let over: Vec<(usize, u64)> = r
+                    .layers
+                    .iter()
+                    .filter(|l| l.content_bytes as f64 > limit.value)
+                    .map(|l| (l.index, l.content_bytes))
+                    .collect();
+                res.instructions = culprits(a, over);
+            }
+            "max_layers" => {
+                res.fix = Some(
+                    "join consecutive RUN instructions with && (each RUN, COPY and ADD makes a layer), or build in stages and COPY --from the result into a final stage with few layers"
+                        .into(),
+                );
+            }
+            "max_growth_bytes" | "max_growth_percent" => {
+                if let Some(d) = baseline {
+                    res.measured_bytes = Some(
+                        u64::try_from(
+                            d.totals
                                 .iter()
-                                .find(|i| i.visible && i.shown_path() == p)
-                                .map_or(0, |i| i.layer as usize),
+                                .find(|t| t.name == "visible_bytes")
+                                .map_or(0, |t| t.delta),
+                        )
+                        .unwrap_or(0),
+                    );
+                    res.instructions = d
+                        .instructions
+                        .iter()
+                        .filter(|i| i.delta > 0)
+                        .filter_map(|i| i.new_layer_index.map(|l| (l, i.delta as u64)))
+                        .map(|(l, b)| Culprit {
+                            layer_index: l,
+                            instruction: r.layers[l].instruction.clone(),
+                            bytes: b,
+                            dockerfile_line: None,
                         })
                         .collect();
-                    res.fix = fix_for(a, &["cuda-duplicates"]).or(Some(
-                        "keep one copy of each file: install it once, or use hard links".into(),
-                    ));
-                }
-                "max_growth_bytes" | "max_growth_percent" => {
-                    if let Some(d) = baseline {
-                        res.instructions = d
-                            .instructions
-                            .iter()
-                            .filter(|i| i.delta > 0)
-                            .filter_map(|i| i.new_layer_index.map(|l| (l, i.delta as u64)))
-                            .map(|(l, b)| Culprit {
-                                layer_index: l,
-                                instruction: r.layers[l].instruction.clone(),
-                                bytes: b,
-                                dockerfile_line: None,
-                            })
-                            .collect();
-                        res.instructions.sort_by_key(|x| std::cmp::Reverse(x.bytes));
-                        res.instructions.truncate(3);
-                        res.top_files = d
-                            .files
-                            .added
-                            .iter()
-                            .chain(&d.files.grown)
-                            .take(5)
-                            .map(|f| CulpritFile {
-                                path: f.path.clone(),
-                                bytes: f.delta.unsigned_abs(),
-                                layer_index: f.layer_index,
-                            })
-                            .collect();
-                    }
-                }
-                _ => {
-                    res.instructions = culprits(a, layers_by(&|l| l.content_bytes));
-                    res.top_files = files_where(a, |i| i.visible);
-                    res.fix = r.recommendations.first().map(|x| x.fix.clone());
+                    res.instructions.sort_by(|x, y| {
+                        y.bytes
+                            .cmp(&x.bytes)
+                            .then(x.layer_index.cmp(&y.layer_index))
+                    });
+                    res.top_files = d
+                        .files
+                        .added
+                        .iter()
+                        .chain(&d.files.grown)
+                        .take(5)
+                        .map(|f| CulpritFile {
+                            path: f.path.clone(),
+                            bytes: f.delta.unsigned_abs(),
+                            layer_index: f.layer_index,
+                        })
+                        .collect();
                 }
             }
+            _ => {}
         }
         out.push(res);
     }
@@ -545,22 +716,9 @@ pub fn check(
             .map_or(0, |c| c.content_bytes);
         let mut res = RuleResult::new(format!("categories.{name}"), "bytes", actual as f64, limit);
         if !res.passed {
-            res.instructions = culprits(
-                a,
-                layers_by(&|l| l.categories.get(name).copied().unwrap_or(0)),
-            );
-            res.top_files = files_where(a, |i| i.category == ci);
-            let ids: &[&str] = if name == "pip-cache" {
-                &["pip-cache", "uv-cache"]
-            } else {
-                &[name.as_str()]
-            };
-            res.fix = fix_for(a, ids).or_else(|| {
-                a.report
-                    .recommendations
-                    .iter()
-                    .find(|x| x.id == "deleted-later")
-                    .map(|x| x.fix.clone())
+            res.explain(a, actual, &|i| {
+                let n = inode(i);
+                if n.category == ci { n.bytes } else { 0 }
             });
         }
         out.push(res);
@@ -581,12 +739,19 @@ pub fn check(
             if !res.passed
                 && let Some(ci) = rules.index_of(name)
             {
-                res.instructions = culprits(
-                    a,
-                    layers_by(&|l| l.categories.get(name).copied().unwrap_or(0)),
-                );
-                res.top_files = files_where(a, |i| i.visible && i.category == ci);
-                res.fix = fix_for(a, &[name.as_str()]);
+                let visible = r
+                    .categories
+                    .iter()
+                    .find(|c| c.name == *name)
+                    .map_or(0, |c| c.visible_bytes);
+                res.explain(a, visible, &|i| {
+                    let n = inode(i);
+                    if n.visible && n.category == ci {
+                        n.bytes
+                    } else {
+                        0
+                    }
+                });
             }
             out.push(res);
         }

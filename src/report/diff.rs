@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::{Analysis, Report};
-use crate::history::{match_key, one_line};
+use crate::history::match_key;
 use crate::layer::ContentHash;
 
 /// One side of a diff, as summary.
@@ -122,12 +122,33 @@ pub struct FileChanges {
     pub counts: BTreeMap<String, usize>,
 }
 
+/// What changed inside a package whose version did not.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct PackageFiles {
+    /// Files of the package visible in NEW only.
+    pub added: u64,
+    /// Files of the package visible in OLD only (e.g. bytecode or headers
+    /// stripped after the install).
+    pub removed: u64,
+    /// Files visible in both with another size.
+    pub resized: u64,
+    /// Bytes of the added files.
+    pub added_bytes: u64,
+    /// Bytes of the removed files.
+    pub removed_bytes: u64,
+    /// Visible bytes NEW − OLD per category, categories that changed only.
+    pub categories: BTreeMap<String, i64>,
+}
+
 /// A package that changed.
 #[derive(Debug, Clone, Serialize)]
 pub struct PackageChange {
     /// Package name.
     pub name: String,
-    /// `added`, `removed`, `upgraded`, `downgraded`, `changed` (same version, other size).
+    /// `added`, `removed`, `upgraded`, `downgraded`, or `changed`: the same
+    /// version with other contents (files removed or added inside the
+    /// package after it was installed, e.g. bytecode or headers stripped, or
+    /// files rewritten); `files` says which.
     pub change: String,
     /// Version in OLD.
     pub old_version: Option<String>,
@@ -139,6 +160,8 @@ pub struct PackageChange {
     pub new_bytes: u64,
     /// `new_bytes − old_bytes`.
     pub delta: i64,
+    /// For `changed` Python packages: the files that changed inside it.
+    pub files: Option<PackageFiles>,
 }
 
 /// Package-level changes.
@@ -148,6 +171,21 @@ pub struct Packages {
     pub python: Vec<PackageChange>,
     /// From `/var/lib/dpkg/status` (bytes: `Installed-Size`, in KiB × 1024).
     pub debian: Vec<PackageChange>,
+}
+
+/// The headline of a diff, as figures and references.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Visible bytes, NEW − OLD.
+    pub visible_delta_bytes: i64,
+    /// Compressed bytes, NEW − OLD.
+    pub compressed_delta_bytes: i64,
+    /// The non-shared instruction whose size changed most: an index into
+    /// `instructions`.
+    pub biggest_change: Option<usize>,
+    /// The category whose visible bytes changed most: an index into
+    /// `categories`.
+    pub largest_category_change: Option<usize>,
 }
 
 /// The `--fail-over` check.
@@ -176,8 +214,9 @@ pub struct Diff {
     pub old: Side,
     /// The new image.
     pub new: Side,
-    /// One sentence for a reviewer.
-    pub verdict: String,
+    /// The headline figures a reviewer reads first (renderers make a
+    /// sentence of them).
+    pub summary: Summary,
     /// Layers both have.
     pub shared: Shared,
     /// Image totals.
@@ -281,17 +320,29 @@ pub fn diff(old: &Analysis, new: &Analysis, top: usize) -> Diff {
         top,
         o.image.content_hashed && n.image.content_hashed,
     );
+    let cat_names =
+        |r: &Report| -> Vec<String> { r.categories.iter().map(|c| c.name.clone()).collect() };
     let packages = Packages {
-        python: diff_packages(&python_packages(old), &python_packages(new)),
-        debian: diff_packages(&debian_packages(old), &debian_packages(new)),
+        python: diff_packages(
+            &python_packages(old),
+            &python_packages(new),
+            &cat_names(o),
+            &cat_names(n),
+        ),
+        debian: diff_packages(
+            &debian_packages(old),
+            &debian_packages(new),
+            &cat_names(o),
+            &cat_names(n),
+        ),
     };
-    let verdict = verdict(o, n, &instructions, &categories);
+    let summary = summarize(o, n, &instructions, &categories);
     Diff {
         schema: super::SCHEMA,
         kind: "diff",
         old: side(o),
         new: side(n),
-        verdict,
+        summary,
         shared,
         totals,
         categories,
@@ -302,60 +353,25 @@ pub fn diff(old: &Analysis, new: &Analysis, top: usize) -> Diff {
     }
 }
 
-fn pct(delta: i64, base: u64) -> String {
-    if base == 0 {
-        return String::new();
-    }
-    format!(" ({:+.1}%)", delta as f64 * 100.0 / base as f64)
-}
-
-fn verdict(o: &Report, n: &Report, instr: &[InstructionDelta], cats: &[Delta]) -> String {
-    let d = n.image.visible_bytes as i64 - o.image.visible_bytes as i64;
-    let size = crate::render::units::format_delta(i128::from(d), false);
-    let c = n.image.compressed_bytes as i64 - o.image.compressed_bytes as i64;
-    let csize = crate::render::units::format_delta(i128::from(c), false);
-    let mut s = if d == 0 && c == 0 {
-        "no size change".to_string()
-    } else {
-        format!(
-            "{size}{} visible, {csize} compressed",
-            pct(d, o.image.visible_bytes),
-        )
-    };
-    let biggest = instr
+fn summarize(o: &Report, n: &Report, instr: &[InstructionDelta], cats: &[Delta]) -> Summary {
+    let biggest_change = instr
         .iter()
-        .filter(|i| i.status != "shared" && i.delta != 0)
-        .max_by_key(|i| (i.delta.unsigned_abs(), std::cmp::Reverse(i.new_layer_index)));
-    if let Some(i) = biggest {
-        let text = i
-            .new_instruction
-            .as_deref()
-            .or(i.old_instruction.as_deref())
-            .map(one_line)
-            .unwrap_or_default();
-        let text: String = if text.chars().count() > 60 {
-            text.chars().take(59).chain(['…']).collect()
-        } else {
-            text
-        };
-        s.push_str(&format!(
-            "; biggest change: {} in `{text}` ({})",
-            crate::render::units::format_delta(i128::from(i.delta), false),
-            i.status
-        ));
-    }
-    let cat = cats
+        .enumerate()
+        .filter(|(_, i)| i.status != "shared" && i.delta != 0)
+        .max_by_key(|(_, i)| (i.delta.unsigned_abs(), std::cmp::Reverse(i.new_layer_index)))
+        .map(|(k, _)| k);
+    let largest_category_change = cats
         .iter()
-        .filter(|c| c.delta != 0)
-        .max_by_key(|c| c.delta.unsigned_abs());
-    if let Some(c) = cat {
-        s.push_str(&format!(
-            "; largest category change: {} {}",
-            c.name,
-            crate::render::units::format_delta(i128::from(c.delta), false)
-        ));
+        .enumerate()
+        .filter(|(_, c)| c.delta != 0)
+        .max_by_key(|(k, c)| (c.delta.unsigned_abs(), std::cmp::Reverse(*k)))
+        .map(|(k, _)| k);
+    Summary {
+        visible_delta_bytes: n.image.visible_bytes as i64 - o.image.visible_bytes as i64,
+        compressed_delta_bytes: n.image.compressed_bytes as i64 - o.image.compressed_bytes as i64,
+        biggest_change,
+        largest_category_change,
     }
-    s
 }
 
 /// Aligns layers by instruction text (LCS), then labels every pair.
@@ -555,18 +571,30 @@ fn change(p: &str, old: Option<&str>, ob: u64, nb: u64, layer: usize) -> FileCha
     }
 }
 
-/// name → (version, bytes)
-type PackageSet = BTreeMap<String, (String, u64)>;
+/// One installed package.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Package {
+    /// Its version.
+    pub version: String,
+    /// Its bytes.
+    pub bytes: u64,
+    /// Its visible files: path → (bytes, category index), when the package
+    /// database lists them (Python's RECORD does, dpkg's status does not).
+    pub files: Option<BTreeMap<String, (u64, u8)>>,
+}
+
+/// name → package
+pub type PackageSet = BTreeMap<String, Package>;
 
 /// Python distributions from visible `*.dist-info/RECORD` files. A package's
 /// bytes are the visible files its RECORD lists (RECORD's own size column
 /// where a listed file is not visible by that path).
 pub fn python_packages(a: &Analysis) -> PackageSet {
-    let sizes: HashMap<&str, u64> = a
+    let sizes: HashMap<&str, (u64, u8)> = a
         .inodes
         .iter()
         .filter(|i| i.visible)
-        .map(|i| (i.shown_path(), i.bytes))
+        .map(|i| (i.shown_path(), (i.bytes, i.category)))
         .collect();
     let mut out = PackageSet::new();
     for i in a.inodes.iter().filter(|i| i.visible) {
@@ -584,6 +612,7 @@ pub fn python_packages(a: &Analysis) -> PackageSet {
         };
         let text = String::from_utf8_lossy(data);
         let mut bytes = 0u64;
+        let mut files = BTreeMap::new();
         for line in text.lines() {
             let (file, rest) = split_csv_first(line);
             if file.is_empty() {
@@ -592,7 +621,10 @@ pub fn python_packages(a: &Analysis) -> PackageSet {
             let joined = format!("{site}/{file}");
             let (p, _) = crate::layer::path::normalize(joined.as_bytes());
             bytes += match sizes.get(p.as_str()) {
-                Some(b) => *b,
+                Some(&(b, c)) => {
+                    files.insert(p, (b, c));
+                    b
+                }
                 None => rest
                     .rsplit(',')
                     .next()
@@ -601,8 +633,15 @@ pub fn python_packages(a: &Analysis) -> PackageSet {
             };
         }
         let key = name.to_ascii_lowercase().replace(['-', '.'], "_");
-        let e = out.entry(key).or_insert((version.to_string(), 0));
-        e.1 += bytes;
+        let e = out.entry(key).or_insert_with(|| Package {
+            version: version.to_string(),
+            bytes: 0,
+            files: Some(BTreeMap::new()),
+        });
+        e.bytes += bytes;
+        if let Some(f) = &mut e.files {
+            f.extend(files);
+        }
     }
     out
 }
@@ -662,7 +701,14 @@ pub fn debian_packages(a: &Analysis) -> PackageSet {
                 }
             }
             if let (Some(n), true) = (name, installed) {
-                out.insert(n, (version, size));
+                out.insert(
+                    n,
+                    Package {
+                        version,
+                        bytes: size,
+                        files: None,
+                    },
+                );
             }
         }
     }
@@ -690,42 +736,98 @@ fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     pa.len().cmp(&pb.len())
 }
 
-fn diff_packages(old: &PackageSet, new: &PackageSet) -> Vec<PackageChange> {
+/// The files that changed inside a package: `None` when a side has no file
+/// list. Category indexes are named by each side's own rule table.
+fn package_files(
+    old: &Package,
+    new: &Package,
+    old_cats: &[String],
+    new_cats: &[String],
+) -> Option<PackageFiles> {
+    let (of, nf) = (old.files.as_ref()?, new.files.as_ref()?);
+    let name = |names: &[String], c: u8| {
+        names
+            .get(usize::from(c))
+            .cloned()
+            .unwrap_or_else(|| crate::category::OTHER.to_string())
+    };
+    let mut f = PackageFiles::default();
+    let mut cats: BTreeMap<String, i64> = BTreeMap::new();
+    for (p, &(nb, nc)) in nf {
+        match of.get(p) {
+            None => {
+                f.added += 1;
+                f.added_bytes += nb;
+                *cats.entry(name(new_cats, nc)).or_default() += nb as i64;
+            }
+            Some(&(ob, oc)) if ob != nb => {
+                f.resized += 1;
+                *cats.entry(name(old_cats, oc)).or_default() -= ob as i64;
+                *cats.entry(name(new_cats, nc)).or_default() += nb as i64;
+            }
+            Some(_) => {}
+        }
+    }
+    for (p, &(ob, oc)) in of {
+        if !nf.contains_key(p) {
+            f.removed += 1;
+            f.removed_bytes += ob;
+            *cats.entry(name(old_cats, oc)).or_default() -= ob as i64;
+        }
+    }
+    cats.retain(|_, d| *d != 0);
+    f.categories = cats;
+    Some(f)
+}
+
+fn diff_packages(
+    old: &PackageSet,
+    new: &PackageSet,
+    old_cats: &[String],
+    new_cats: &[String],
+) -> Vec<PackageChange> {
     let mut out = Vec::new();
-    for (name, (nv, nb)) in new {
-        let (change, ov, ob) = match old.get(name) {
-            None => ("added", None, 0),
-            Some((ov, ob)) if ov != nv => {
-                let c = if version_order(nv, ov).is_ge() {
+    for (name, np) in new {
+        let (change, op) = match old.get(name) {
+            None => ("added", None),
+            Some(op) if op.version != np.version => {
+                let c = if version_order(&np.version, &op.version).is_ge() {
                     "upgraded"
                 } else {
                     "downgraded"
                 };
-                (c, Some(ov.clone()), *ob)
+                (c, Some(op))
             }
-            Some((ov, ob)) if ob != nb => ("changed", Some(ov.clone()), *ob),
+            Some(op) if op.bytes != np.bytes || op.files != np.files => ("changed", Some(op)),
             Some(_) => continue,
+        };
+        let ob = op.map_or(0, |p| p.bytes);
+        let files = match (change, op) {
+            ("changed", Some(op)) => package_files(op, np, old_cats, new_cats),
+            _ => None,
         };
         out.push(PackageChange {
             name: name.clone(),
             change: change.into(),
-            old_version: ov,
-            new_version: Some(nv.clone()),
+            old_version: op.map(|p| p.version.clone()),
+            new_version: Some(np.version.clone()),
             old_bytes: ob,
-            new_bytes: *nb,
-            delta: *nb as i64 - ob as i64,
+            new_bytes: np.bytes,
+            delta: np.bytes as i64 - ob as i64,
+            files,
         });
     }
-    for (name, (ov, ob)) in old {
+    for (name, op) in old {
         if !new.contains_key(name) {
             out.push(PackageChange {
                 name: name.clone(),
                 change: "removed".into(),
-                old_version: Some(ov.clone()),
+                old_version: Some(op.version.clone()),
                 new_version: None,
-                old_bytes: *ob,
+                old_bytes: op.bytes,
                 new_bytes: 0,
-                delta: -(*ob as i64),
+                delta: -(op.bytes as i64),
+                files: None,
             });
         }
     }

@@ -88,6 +88,8 @@ pub struct ImageTotals {
     pub wasted_bytes: u64,
     /// Regular-file entries written.
     pub files: u64,
+    /// Regular files in the final filesystem (hard-linked content once).
+    pub visible_files: u64,
     /// Bytes freed by keeping one copy of each duplicate group.
     pub duplicate_reclaimable_bytes: u64,
     /// Bytes freed by keeping one copy of each CUDA library family.
@@ -123,6 +125,12 @@ pub struct LayerReport {
     pub files: u64,
     /// Whether the layer belongs to the `--base` image.
     pub base: bool,
+    /// Why the layer is taken to come from the base image, when it is:
+    /// `--base` (shared with the image given to `--base`), `no-history` (no
+    /// or an empty history record, as `docker import` leaves), or `rootfs`
+    /// (`ADD file:… in /`, how base images add their root filesystem).
+    /// Advice on such layers is about the base image, never "edit this RUN".
+    pub base_image: Option<String>,
     /// Content bytes per category (categories with bytes only).
     pub categories: BTreeMap<String, u64>,
     /// The largest category other than `other`, when there is one.
@@ -232,6 +240,9 @@ pub struct Analysis {
     pub report: Report,
     /// Every regular-file entry with its fate.
     pub inodes: Vec<Inode>,
+    /// The files each of `report.recommendations` removes (indexes into
+    /// `inodes`), to explain budgets by the findings that make them fail.
+    pub targets: advice::Targets,
 }
 
 /// Builds the report of a loaded image.
@@ -264,6 +275,15 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
             .base_diff_ids
             .as_ref()
             .is_some_and(|b| is_base_layer(b, &meta.config.rootfs.diff_ids, i));
+        let base_image = if base {
+            Some("--base")
+        } else if instruction.trim().is_empty() || created_by.is_none() {
+            Some("no-history")
+        } else if is_rootfs(&instruction) {
+            Some("rootfs")
+        } else {
+            None
+        };
         layers.push(LayerReport {
             index: i,
             digest: desc.digest.clone().or(scan.blob_digest.clone()),
@@ -277,6 +297,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
             wasted_bytes: 0,
             files: 0,
             base,
+            base_image: base_image.map(str::to_string),
             categories: BTreeMap::new(),
             top_category: None,
         });
@@ -393,12 +414,19 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         visible_bytes,
         wasted_bytes,
         files: layers.iter().map(|l| l.files).sum(),
+        visible_files: visible.len() as u64,
         duplicate_reclaimable_bytes: duplicates.iter().map(|d| d.reclaimable_bytes).sum(),
         cuda_duplicate_reclaimable_bytes: cuda_duplicates.iter().map(|d| d.reclaimable_bytes).sum(),
         base_bytes,
     };
-    let (recommendations, estimated) =
-        advice::recommend(&inodes, &layers, &cuda_duplicates, rules, &totals);
+    let (recommendations, targets, estimated) = advice::recommend(
+        &inodes,
+        &layers,
+        &cuda_duplicates,
+        rules,
+        &totals,
+        totals.compressed_bytes,
+    );
     let report = Report {
         schema: SCHEMA,
         image: totals,
@@ -412,7 +440,18 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         estimated,
         warnings,
     };
-    Analysis { report, inodes }
+    Analysis {
+        report,
+        inodes,
+        targets,
+    }
+}
+
+/// Whether an instruction adds a root filesystem: `ADD file:<hash> in /`, as
+/// the classic builder and BuildKit record a base image's `ADD rootfs.tar /`.
+fn is_rootfs(instruction: &str) -> bool {
+    let words: Vec<&str> = instruction.split_whitespace().collect();
+    matches!(words.as_slice(), ["ADD", src, "in", "/"] if src.starts_with("file:"))
 }
 
 /// A layer is a base layer when the image's diff_ids up to it are a prefix of the base's.

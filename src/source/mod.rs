@@ -756,6 +756,7 @@ struct TarStore {
 impl TarStore {
     /// Reads only the headers of the archive (data is skipped by seeking).
     fn index(origin: &str, f: File) -> Result<TarStore> {
+        let file_len = f.metadata().map_err(|e| Error::io(origin, e))?.len();
         let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, f));
         let mut members = HashMap::new();
         let mut order = Vec::new();
@@ -787,6 +788,20 @@ impl TarStore {
             } else {
                 continue;
             };
+            // An archive cut short (`head -c`, a partial copy) ends inside a
+            // member: say so, as the stream reader does for the same bytes,
+            // rather than report whatever the missing tail would have held.
+            if let Member::File { offset, size } = member
+                && offset.saturating_add(size) > file_len
+            {
+                return Err(Error::format(
+                    origin,
+                    format!(
+                        "archive truncated inside '{name}' ({} of {size} bytes; the file was cut short: save or copy it again)",
+                        file_len.saturating_sub(offset)
+                    ),
+                ));
+            }
             order.push(name.clone());
             members.insert(name, member);
         }
