@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mlsize::category::Rules;
-use mlsize::render::units::parse_size;
+use mlsize::size::parse_size;
 use mlsize::report::budget::Budget;
 
 fuzz_target!(|data: &[u8]| {
