@@ -148,31 +148,39 @@ impl Budget {
             Error::Usage(format!("'{file}': invalid TOML: {}", e.to_string().trim()))
         })?;
         let mut b = Budget::default();
-        let mut problems: Vec<String> = Vec::new();
+        // (line, message), reported in the file's order.
+        let mut problems: Vec<(usize, String)> = Vec::new();
         for (key, v) in &table {
-            let origin = format!("{file}:{}", line_of(text, key));
+            let line = line_of(text, key);
+            let origin = format!("{file}:{line}");
             match key.as_str() {
                 "categories" | "category_growth" => {
                     let Some(t) = v.as_table() else {
-                        problems.push(format!(
-                            "{origin}: '{key}' must be a table such as [{key}] with pip-cache = 0"
+                        problems.push((
+                            line,
+                            format!(
+                                "{origin}: '{key}' must be a table such as [{key}] with pip-cache = 0"
+                            ),
                         ));
                         continue;
                     };
                     for (name, lv) in t {
-                        let origin = format!("{file}:{}", line_of(text, name));
+                        let line = line_of(text, name);
+                        let origin = format!("{file}:{line}");
                         if let Err(e) = b.set_category(key, name, lv, &origin, rules) {
-                            problems.push(e);
+                            problems.push((line, e));
                         }
                     }
                 }
                 _ => {
                     if let Err(e) = b.set(key, v, &origin) {
-                        problems.push(e);
+                        problems.push((line, e));
                     }
                 }
             }
         }
+        problems.sort();
+        let mut problems: Vec<String> = problems.into_iter().map(|p| p.1).collect();
         match problems.len() {
             0 => Ok(b),
             1 => Err(Error::Usage(problems.remove(0))),
