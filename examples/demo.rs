@@ -25,16 +25,22 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Name the image relative to where the demo runs, so the report's
+    // header is the same on every machine (`target/mlsize-example/...`).
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| naive.strip_prefix(cwd).ok().map(PathBuf::from))
+        .unwrap_or_else(|| naive.clone());
     eprintln!(
         "demo: wrote {} and {}\ndemo: mlsize analyze {}\n",
         naive.display(),
         optimized.display(),
-        naive.display()
+        shown.display()
     );
     let mut args = vec![
         "mlsize".to_string(),
         "analyze".into(),
-        naive.display().to_string(),
+        shown.display().to_string(),
     ];
     args.extend(std::env::args().skip(1));
     match mlsize::app::run(mlsize::cli::Cli::parse_from(args)) {

@@ -128,7 +128,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
             Cell::new("after fixes"),
             Cell::new(o.bytes(e.content_bytes)),
             Cell::new(format!(
-                "content {} (all layers)\nvisible {}\ncompressed {}",
+                "content (all layers) {}\nvisible {}\ncompressed {}",
                 pair(e.content_bytes_before, e.content_bytes),
                 pair(e.visible_bytes_before, e.visible_bytes),
                 pair(e.compressed_bytes_before, e.compressed_bytes)
