@@ -374,26 +374,21 @@ fn summarize(o: &Report, n: &Report, instr: &[InstructionDelta], cats: &[Delta])
     }
 }
 
-/// Aligns layers by instruction text (LCS), then labels every pair.
+/// Aligns layers by instruction text, then labels every pair.
+///
+/// The alignment is a shortest edit script (Myers' algorithm with its
+/// linear-space refinement, from the `similar` crate): memory grows with the
+/// number of layers, not with its square, so an archive that declares tens of
+/// thousands of layers cannot make `diff` allocate gigabytes.
 fn align(o: &Report, n: &Report) -> Vec<InstructionDelta> {
+    use similar::{Algorithm, DiffOp, capture_diff_slices};
     let ok: Vec<String> = o.layers.iter().map(|l| match_key(&l.instruction)).collect();
     let nk: Vec<String> = n.layers.iter().map(|l| match_key(&l.instruction)).collect();
-    let (a, b) = (ok.len(), nk.len());
-    // lcs[i][j]: LCS length of ok[i..] and nk[j..].
-    let mut lcs = vec![vec![0u32; b + 1]; a + 1];
-    for i in (0..a).rev() {
-        for j in (0..b).rev() {
-            lcs[i][j] = if ok[i] == nk[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
     let mut out = Vec::new();
-    let (mut i, mut j) = (0, 0);
     let mut pend_old: Vec<usize> = Vec::new();
     let mut pend_new: Vec<usize> = Vec::new();
+    // Unmatched layers between two matches pair up in order as `changed`;
+    // the rest are `removed` or `added`.
     let flush = |out: &mut Vec<InstructionDelta>, po: &mut Vec<usize>, pn: &mut Vec<usize>| {
         let k = po.len().max(pn.len());
         for x in 0..k {
@@ -408,25 +403,42 @@ fn align(o: &Report, n: &Report) -> Vec<InstructionDelta> {
         po.clear();
         pn.clear();
     };
-    while i < a || j < b {
-        if i < a && j < b && ok[i] == nk[j] && lcs[i][j] == lcs[i + 1][j + 1] + 1 {
-            flush(&mut out, &mut pend_old, &mut pend_new);
-            let same = o.layers[i].diff_id.is_some() && o.layers[i].diff_id == n.layers[j].diff_id;
-            out.push(entry(
-                o,
-                n,
-                Some(i),
-                Some(j),
-                if same { "shared" } else { "rebuilt" },
-            ));
-            i += 1;
-            j += 1;
-        } else if j < b && (i >= a || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            pend_new.push(j);
-            j += 1;
-        } else {
-            pend_old.push(i);
-            i += 1;
+    for op in capture_diff_slices(Algorithm::Myers, &ok, &nk) {
+        match op {
+            DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => {
+                flush(&mut out, &mut pend_old, &mut pend_new);
+                for k in 0..len {
+                    let (i, j) = (old_index + k, new_index + k);
+                    let same =
+                        o.layers[i].diff_id.is_some() && o.layers[i].diff_id == n.layers[j].diff_id;
+                    out.push(entry(
+                        o,
+                        n,
+                        Some(i),
+                        Some(j),
+                        if same { "shared" } else { "rebuilt" },
+                    ));
+                }
+            }
+            DiffOp::Delete {
+                old_index, old_len, ..
+            } => pend_old.extend(old_index..old_index + old_len),
+            DiffOp::Insert {
+                new_index, new_len, ..
+            } => pend_new.extend(new_index..new_index + new_len),
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => {
+                pend_old.extend(old_index..old_index + old_len);
+                pend_new.extend(new_index..new_index + new_len);
+            }
         }
     }
     flush(&mut out, &mut pend_old, &mut pend_new);
