@@ -193,19 +193,22 @@ fn render_options(o: &OutputArgs) -> RenderOptions {
     }
 }
 
-/// The terminal's width when stdout is one, else 120 columns.
+/// The table width: the terminal's when stdout is one, else `$COLUMNS`,
+/// else 100 columns.
 fn terminal_width() -> u16 {
-    if io::stdout().is_terminal() {
-        if let Some((w, _)) = terminal_size() {
-            return w.max(60);
-        }
-    }
-    120
+    let tty = terminal_size::terminal_size_of(io::stdout()).map(|(w, _)| w.0);
+    pick_width(tty, std::env::var("COLUMNS").ok().as_deref())
 }
 
-fn terminal_size() -> Option<(u16, u16)> {
-    let cols = std::env::var("COLUMNS").ok()?.parse().ok()?;
-    Some((cols, 0))
+/// The width from the terminal's size (`None` when stdout is not a
+/// terminal), then from `$COLUMNS` (bash sets it without exporting it, so a
+/// pipe gets it only when asked: `COLUMNS=200 mlsize ... | less`), then 100
+/// columns; never under 60, below which the tables cannot fit anyway.
+fn pick_width(tty: Option<u16>, columns: Option<&str>) -> u16 {
+    tty.filter(|&w| w > 0)
+        .or_else(|| columns?.trim().parse().ok().filter(|&w: &u16| w > 0))
+        .unwrap_or(100)
+        .max(60)
 }
 
 /// Prints warnings on stderr (at most 20, then a count).
@@ -464,4 +467,33 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
 /// A TOML string literal.
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn width_from_terminal_then_columns_then_100() {
+        let cases: &[(Option<u16>, Option<&str>, u16)] = &[
+            (Some(80), None, 80),
+            (Some(80), Some("200"), 80),
+            (Some(0), Some("132"), 132),
+            (None, Some("132"), 132),
+            (None, Some(" 90 "), 90),
+            (None, Some("wide"), 100),
+            (None, Some("0"), 100),
+            (None, Some(""), 100),
+            (None, None, 100),
+            (Some(40), None, 60),
+            (None, Some("20"), 60),
+        ];
+        for &(tty, columns, want) in cases {
+            assert_eq!(
+                pick_width(tty, columns),
+                want,
+                "terminal {tty:?}, COLUMNS {columns:?}"
+            );
+        }
+    }
 }
