@@ -1,4 +1,4 @@
-//! mlsize in a real terminal (issue 11, item 10): tmux runs the
+//! mlsize in a real terminal (issue 11, items 10 and 13): tmux runs the
 //! binary in an 80-column pane, and the test reads the screen back with
 //! `capture-pane`, as a person would see it.
 //!
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use mlsize::testutil::naive_ml;
+use mlsize::testutil::{naive_ml, sha256};
 use serde_json::Value;
 use support::{json, mlsize, write};
 
@@ -89,6 +89,10 @@ impl Tmux {
             ));
         }
         Ok(String::from_utf8(out.stdout).unwrap())
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        self.try_run(args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Polls the screen until `ok` holds; panics with the screen after `secs`.
@@ -270,6 +274,94 @@ fn tables_fit_an_80_column_terminal_and_paths_are_never_split() {
             "'{s}' is '{full}' or its middle cut out:\n{screen}"
         );
     }
+}
+
+/// An OCI layout with one uncompressed layer holding a `bytes`-long file,
+/// written as a sparse file (a hole costs no disk), so that reading it takes
+/// long enough to watch. Its digests are made up: the read is interrupted
+/// before they are compared.
+fn sparse_layout(dir: &Path, bytes: u64) {
+    let fake = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    let (layer, diff_id) = (fake('a'), fake('b'));
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("data/weights.bin").unwrap();
+    h.set_size(bytes);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    let blob_bytes = 512 + bytes.div_ceil(512) * 512 + 1024;
+    let f = std::fs::File::create(blobs.join(&layer[7..])).unwrap();
+    std::io::Write::write_all(&mut &f, h.as_bytes()).unwrap();
+    f.set_len(blob_bytes).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "COPY weights /data # buildkit"}],
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer, "size": blob_bytes}],
+    }))
+    .unwrap();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": sha256(&manifest), "size": manifest.len()}],
+    }))
+    .unwrap();
+    for (name, data) in [
+        (sha256(&config)[7..].to_string(), &config),
+        (sha256(&manifest)[7..].to_string(), &manifest),
+    ] {
+        std::fs::write(blobs.join(name), data).unwrap();
+    }
+    std::fs::write(dir.join("index.json"), index).unwrap();
+    std::fs::write(
+        dir.join("oci-layout"),
+        br#"{"imageLayoutVersion": "1.0.0"}"#,
+    )
+    .unwrap();
+}
+
+// See: issue 11, item 13.
+#[test]
+fn progress_shows_the_total_and_ctrl_c_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    sparse_layout(&dir.path().join("big"), 64 << 30);
+    let Some(tmux) = Tmux::start(
+        "progress",
+        dir.path(),
+        &[env!("CARGO_BIN_EXE_mlsize"), "analyze", "big", "-j1"],
+    ) else {
+        return;
+    };
+    let screen = tmux.wait_for("a progress bar with a total and a percentage", 30, |s| {
+        s.lines()
+            .any(|l| l.contains("/64.00 GiB") && !l.contains(" 0 B/") && l.contains(" ETA "))
+    });
+    let bar = screen.lines().find(|l| l.contains(" ETA ")).unwrap();
+    assert!(
+        bar.starts_with("big ") && bar.chars().count() < WIDTH - 1,
+        "the bar names the input and leaves room for the terminal's ^C: {bar:?}"
+    );
+    tmux.run(&["send-keys", "C-c"]);
+    let (status, screen) = tmux.exit_status(10);
+    assert_eq!(
+        status, "130",
+        "Ctrl-C exits with 130 (128 + SIGINT), not killed by the signal:\n{screen}"
+    );
+    assert!(
+        output_lines(&screen).iter().all(|l| l.is_empty()),
+        "the progress line is cleared from the screen:\n{screen}"
+    );
 }
 
 // See: issue 11, item 10: `$COLUMNS` sets the width when stdout is not a
