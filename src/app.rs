@@ -3,8 +3,8 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -91,6 +91,7 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
             threads,
             cache: None,
             census: None,
+            progress_total: None,
         },
         rules,
         progress: !quiet && io::stderr().is_terminal(),
@@ -100,41 +101,138 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
 /// Reads and analyses one image, with progress on stderr when asked.
 pub fn load_analysis(input: &str, opts: &InputOptions, report: &ReportOptions) -> Result<Analysis> {
     let mut load = opts.load.clone();
-    let counter = Arc::new(AtomicU64::new(0));
-    load.scan.progress = Some(counter.clone());
+    let read = Arc::new(AtomicU64::new(0));
+    let total = Arc::new(AtomicU64::new(0));
+    load.scan.progress = Some(read.clone());
+    load.progress_total = Some(total.clone());
     let done = Arc::new(AtomicBool::new(false));
-    let bar = opts.progress.then(|| {
-        let counter = counter.clone();
-        let done = done.clone();
-        let label = input.to_string();
-        std::thread::spawn(move || {
-            let pb = indicatif::ProgressBar::new_spinner();
-            pb.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            let start = std::time::Instant::now();
-            while !done.load(Ordering::Relaxed) {
-                let b = counter.load(Ordering::Relaxed);
-                let secs = start.elapsed().as_secs_f64().max(0.001);
-                pb.set_message(format!(
-                    "{label}: read {} of layer blobs ({}/s)",
-                    crate::render::units::format_bytes(b, false),
-                    crate::render::units::format_bytes((b as f64 / secs) as u64, false)
-                ));
-                pb.tick();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            pb.finish_and_clear();
-        })
-    });
+    let shown = opts
+        .progress
+        .then(|| show_progress(input, read, total, done.clone()));
     let loaded = open(input).and_then(|src| src.load(&load));
     done.store(true, Ordering::Relaxed);
-    if let Some(h) = bar {
+    if let Some(h) = shown {
         let _ = h.join();
     }
     let loaded = loaded?;
     Ok(analyze(loaded, &opts.rules, report))
+}
+
+/// Draws the progress of a load on stderr until `done`: a bar with the
+/// total, percentage and time left once the loader knows the total, a
+/// spinner with the bytes read so far while it does not (standard input).
+fn show_progress(
+    input: &str,
+    read: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let style = |template: &str| {
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+    };
+    let pb = ProgressBar::with_draw_target(None, NarrowStderr::target());
+    pb.set_style(style(
+        "{spinner} {msg}: read {bytes} of layer blobs ({binary_bytes_per_sec})",
+    ));
+    pb.set_message(crate::render::table::fit_path(input, 24));
+    clear_on_interrupt(&pb);
+    std::thread::spawn(move || {
+        let mut sized = false;
+        while !done.load(Ordering::Relaxed) {
+            let len = total.load(Ordering::Relaxed);
+            if !sized && len > 0 {
+                pb.set_length(len);
+                pb.set_style(style(
+                    "{msg} {wide_bar} {bytes}/{total_bytes} {percent}% {binary_bytes_per_sec} ETA {eta}",
+                ));
+                pb.reset_eta();
+                sized = true;
+            }
+            pb.set_position(read.load(Ordering::Relaxed));
+            if !sized {
+                pb.tick();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pb.finish_and_clear();
+        if let Ok(mut bar) = ON_SCREEN.lock() {
+            *bar = None;
+        }
+    })
+}
+
+/// Standard error as the progress bar sees it, two columns narrower than
+/// the terminal: a terminal echoes Ctrl-C as `^C` after the bar, and after a
+/// line as wide as the terminal that echo would start a new line, below the
+/// bar, where clearing "the current line" would leave the bar on the screen.
+#[derive(Debug)]
+struct NarrowStderr(console::Term);
+
+impl NarrowStderr {
+    fn target() -> indicatif::ProgressDrawTarget {
+        let term = console::Term::buffered_stderr();
+        // As ProgressDrawTarget::stderr(): nothing where it would be garbage.
+        if !term.is_term() || std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+            return indicatif::ProgressDrawTarget::hidden();
+        }
+        indicatif::ProgressDrawTarget::term_like_with_hz(Box::new(NarrowStderr(term)), 20)
+    }
+}
+
+impl indicatif::TermLike for NarrowStderr {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(2)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The progress bar on screen, for the Ctrl-C handler to clear.
+static ON_SCREEN: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// Makes Ctrl-C clear `pb` before exiting with 130 (128 + SIGINT, what a
+/// shell reports for a command it interrupted). Without the handler SIGINT
+/// kills the process mid-draw and the bar stays on the screen.
+fn clear_on_interrupt(pb: &indicatif::ProgressBar) {
+    static HANDLER: Once = Once::new();
+    HANDLER.call_once(|| {
+        // Fails only when another handler is set; the bar then stays, as before.
+        let _ = ctrlc::set_handler(|| {
+            if let Some(pb) = ON_SCREEN.lock().ok().and_then(|mut b| b.take()) {
+                pb.finish_and_clear();
+            }
+            std::process::exit(130);
+        });
+    });
+    if let Ok(mut bar) = ON_SCREEN.lock() {
+        *bar = Some(pb.clone());
+    }
 }
 
 /// Reads only the metadata of an image (for `--base`).
@@ -194,19 +292,22 @@ fn render_options(o: &OutputArgs, top: usize) -> RenderOptions {
     }
 }
 
-/// The terminal's width when stdout is one, else 120 columns.
+/// The table width: the terminal's when stdout is one, else `$COLUMNS`,
+/// else 100 columns.
 fn terminal_width() -> u16 {
-    if io::stdout().is_terminal() {
-        if let Some((w, _)) = terminal_size() {
-            return w.max(60);
-        }
-    }
-    120
+    let tty = terminal_size::terminal_size_of(io::stdout()).map(|(w, _)| w.0);
+    pick_width(tty, std::env::var("COLUMNS").ok().as_deref())
 }
 
-fn terminal_size() -> Option<(u16, u16)> {
-    let cols = std::env::var("COLUMNS").ok()?.parse().ok()?;
-    Some((cols, 0))
+/// The width from the terminal's size (`None` when stdout is not a
+/// terminal), then from `$COLUMNS` (bash sets it without exporting it, so a
+/// pipe gets it only when asked: `COLUMNS=200 mlsize ... | less`), then 100
+/// columns; never under 60, below which the tables cannot fit anyway.
+fn pick_width(tty: Option<u16>, columns: Option<&str>) -> u16 {
+    tty.filter(|&w| w > 0)
+        .or_else(|| columns?.trim().parse().ok().filter(|&w: &u16| w > 0))
+        .unwrap_or(100)
+        .max(60)
 }
 
 /// Prints warnings on stderr (at most 20, then a count).
@@ -473,4 +574,33 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn width_from_terminal_then_columns_then_100() {
+        let cases: &[(Option<u16>, Option<&str>, u16)] = &[
+            (Some(80), None, 80),
+            (Some(80), Some("200"), 80),
+            (Some(0), Some("132"), 132),
+            (None, Some("132"), 132),
+            (None, Some(" 90 "), 90),
+            (None, Some("wide"), 100),
+            (None, Some("0"), 100),
+            (None, Some(""), 100),
+            (None, None, 100),
+            (Some(40), None, 60),
+            (None, Some("20"), 60),
+        ];
+        for &(tty, columns, want) in cases {
+            assert_eq!(
+                pick_width(tty, columns),
+                want,
+                "terminal {tty:?}, COLUMNS {columns:?}"
+            );
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a budget or --fail-over threshold was exceeded; 2 usage, input or format error.";
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a budget or --fail-over threshold was exceeded; 2 usage, input or format error; 130 interrupted (Ctrl-C).";
 
 /// Where the gigabytes of a machine-learning container image go, and how to get them back.
 #[derive(Debug, Parser)]

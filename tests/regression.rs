@@ -176,7 +176,11 @@ fn issue_11_base_layers_get_advice_about_the_base() {
         let fix = r["fix"].as_str().unwrap();
         assert!(!fix.contains("same RUN"), "no RUN to edit: {fix}");
     }
-    let out = mlsize().args(["analyze", &image]).output().unwrap();
+    let out = mlsize()
+        .args(["analyze", &image])
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains("``"), "no empty instruction: {text}");
     assert!(
@@ -346,6 +350,7 @@ fn issue_11_same_version_package_change_says_what_changed() {
     );
     let out = mlsize()
         .args(["diff", &old, &new, "--bytes"])
+        .env("COLUMNS", "200")
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();

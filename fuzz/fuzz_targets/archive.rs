@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
             threads: 1,
             cache: None,
             census: None,
+            progress_total: None,
         };
         let ro = ReportOptions {
             top: 5,

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use comfy_table::Cell;
 
 use super::RenderOptions;
-use super::table::{new_table, right};
+use super::table::{fit_path, new_table, right, room_for, text_width};
 use super::text::{image_label, layer_no, more, short_instruction};
 use crate::report::diff::{Diff, FileChange, PackageChange};
 
@@ -296,23 +296,36 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
         writeln!(out, "\nFiles ({})", counts.join(", "))?;
-        let mut t = new_table(&["change", "bytes", "layer", "path"], o.width);
-        for (k, c) in rows.iter().take(o.top) {
+        let header = ["change", "bytes", "layer", "path"];
+        let mut t = new_table(&header, o.width);
+        let shown: Vec<_> = rows.iter().take(o.top).collect();
+        let cells: Vec<Vec<String>> = shown
+            .iter()
+            .map(|(k, c)| {
+                let bytes = if *k == "moved" {
+                    o.bytes(c.new_bytes)
+                } else {
+                    o.delta(i128::from(c.delta))
+                };
+                vec![k.to_string(), bytes, layer_no(c.layer_index).to_string()]
+            })
+            .collect();
+        // Paths are shortened in the middle rather than wrapped (see fit_path).
+        let room = room_for(o.width, &header, &cells, 3);
+        for (mut row, (_, c)) in cells.into_iter().zip(&shown) {
             let path = match &c.old_path {
-                Some(op) => format!("{op} -> {}", c.path),
-                None => c.path.clone(),
+                Some(op) if text_width(op) + 4 + text_width(&c.path) <= room => {
+                    format!("{op} -> {}", c.path)
+                }
+                Some(op) => format!(
+                    "{} ->\n{}",
+                    fit_path(op, room.saturating_sub(3)),
+                    fit_path(&c.path, room)
+                ),
+                None => fit_path(&c.path, room),
             };
-            let bytes = if *k == "moved" {
-                o.bytes(c.new_bytes)
-            } else {
-                o.delta(i128::from(c.delta))
-            };
-            t.add_row(vec![
-                Cell::new(k),
-                Cell::new(bytes),
-                Cell::new(layer_no(c.layer_index)),
-                Cell::new(path),
-            ]);
+            row.push(path);
+            t.add_row(row);
         }
         right(&mut t, &[1, 2]);
         writeln!(out, "{t}")?;

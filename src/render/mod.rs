@@ -18,7 +18,8 @@ pub struct RenderOptions {
     pub exact: bool,
     /// Rows in "top" lists.
     pub top: usize,
-    /// Table width in columns; long cells wrap to fit.
+    /// Table width in columns; long cells wrap to fit, except paths, whose
+    /// middle is cut out instead ([`table::fit_path`]).
     pub width: u16,
 }
 

@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
@@ -217,6 +217,11 @@ pub struct LoadOptions {
     /// This image's seat in the size census of the images read together;
     /// `None` when it is read alone.
     pub census: Option<Arc<CensusSeat>>,
+    /// Set, before any layer is read, to the bytes of layer blobs that
+    /// [`ScanOptions::progress`] will count up to, when every blob's size is
+    /// known up front (archives and layouts on disk; not standard input or a
+    /// compressed archive, which are read in one pass).
+    pub progress_total: Option<Arc<AtomicU64>>,
 }
 
 /// A place images come from. Archives and layouts on disk and standard input
@@ -511,6 +516,13 @@ where
             first_of.insert(&l.blob, i);
             unique.push((i, l.size.unwrap_or(0)));
         }
+    }
+    // Every blob is counted once at its full size, whether it is streamed
+    // or indexed from its headers (see ScanOptions::progress).
+    if let Some(total) = &opts.progress_total
+        && meta.layers.iter().all(|l| l.size.is_some())
+    {
+        total.store(unique.iter().map(|u| u.1).sum(), Ordering::Relaxed);
     }
     // Longest job first keeps the critical path short.
     unique.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -12,6 +12,8 @@ use serde_json::Value;
 pub fn mlsize() -> Command {
     let mut c = Command::cargo_bin("mlsize").unwrap();
     c.env_remove("GITHUB_STEP_SUMMARY");
+    // Tables are 100 columns wide in a pipe unless $COLUMNS says otherwise.
+    c.env_remove("COLUMNS");
     c
 }
 
