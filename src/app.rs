@@ -414,9 +414,19 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
     print_warnings(&image.report.warnings, a.output.quiet);
     let mut rules = crate::report::budget::check(&image, &opts.rules, &budget, baseline.as_ref());
     if let Some(df) = &dockerfile {
+        let history = &image.report.history;
+        let entries: Vec<&str> = history.iter().map(|h| h.instruction.as_str()).collect();
+        let lines = crate::history::dockerfile::match_history(df, &entries);
+        let line_of = |layer: usize| {
+            history
+                .iter()
+                .zip(&lines)
+                .find(|(h, _)| h.layer_index == Some(layer))
+                .and_then(|(_, line)| *line)
+        };
         for r in &mut rules {
             for c in &mut r.instructions {
-                c.dockerfile_line = crate::history::dockerfile::find_line(df, &c.instruction);
+                c.dockerfile_line = line_of(c.layer_index);
             }
         }
     }
