@@ -439,6 +439,9 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
         rules,
         notes: budget.notes.clone(),
         dockerfile: a.dockerfile.clone(),
+        dockerfile_from_line: dockerfile
+            .as_deref()
+            .map(|df| crate::history::dockerfile::final_from_line(df).unwrap_or(1)),
     };
     let ro = render_options(&a.output);
     let mut out = io::BufWriter::new(io::stdout().lock());
