@@ -529,9 +529,19 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
     print_warnings(&image.report.warnings, a.output.quiet);
     let mut rules = crate::report::budget::check(&image, &opts.rules, &budget, baseline.as_ref());
     if let Some(df) = &dockerfile {
+        let history = &image.report.history;
+        let entries: Vec<&str> = history.iter().map(|h| h.instruction.as_str()).collect();
+        let lines = crate::history::dockerfile::match_history(df, &entries);
+        let line_of = |layer: usize| {
+            history
+                .iter()
+                .zip(&lines)
+                .find(|(h, _)| h.layer_index == Some(layer))
+                .and_then(|(_, line)| *line)
+        };
         for r in &mut rules {
             for c in &mut r.instructions {
-                c.dockerfile_line = crate::history::dockerfile::find_line(df, &c.instruction);
+                c.dockerfile_line = line_of(c.layer_index);
             }
         }
     }
@@ -544,6 +554,9 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
         rules,
         notes: budget.notes.clone(),
         dockerfile: a.dockerfile.clone(),
+        dockerfile_from_line: dockerfile
+            .as_deref()
+            .map(|df| crate::history::dockerfile::final_from_line(df).unwrap_or(1)),
     };
     let ro = render_options(&a.output, a.top);
     let mut out = io::BufWriter::new(io::stdout().lock());

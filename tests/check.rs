@@ -221,6 +221,33 @@ fn github_format_annotates_the_dockerfile_and_writes_the_step_summary() {
     );
 }
 
+// See: #11 (item 9)
+#[test]
+fn issue_11_github_annotation_without_a_matched_line_points_at_the_final_from() {
+    let e = env();
+    // No instruction of the final stage wrote these layers.
+    let df = write(
+        e.dir.path(),
+        "Dockerfile",
+        b"FROM golang AS build\nRUN make\n\nFROM python:3.11-slim\nCOPY --from=build /out /usr/local/bin/\n",
+    );
+    let (code, out) = check(
+        &e,
+        "max_layers = 1\n",
+        &["--format", "github", "--dockerfile", &df, "--bytes"],
+    );
+    assert_eq!(code, 1);
+    let b = e.dir.path().join("mlsize.toml").display().to_string();
+    let want = format!(
+        "::error file={},line=4,title=mlsize%3A max_layers over budget::layer count is 6, over the limit of 1 (max_layers = 1 at {b}:1); fix: join consecutive RUN instructions with && (each RUN, COPY and ADD makes a layer), or build in stages and COPY --from the result into a final stage with few layers\n",
+        df.replace(':', "%3A").replace(',', "%2C"),
+    );
+    assert_eq!(
+        out, want,
+        "annotated at the final stage's FROM, never without a file"
+    );
+}
+
 #[test]
 fn budget_file_is_found_in_parent_directories() {
     let e = env();

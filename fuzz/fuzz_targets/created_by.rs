@@ -10,4 +10,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = match_key(&i);
     let d = dockerfile::parse(&s);
     let _ = dockerfile::find_line(&d, &i);
+    // The input's lines as a history, matched against itself as a Dockerfile.
+    let h: Vec<String> = s.lines().map(instruction).collect();
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let lines = dockerfile::match_history(&d, &h);
+    assert_eq!(lines.len(), h.len());
+    let _ = dockerfile::final_from_line(&d);
 });

@@ -247,7 +247,7 @@ pub fn instruction(created_by: &str) -> String {
     if let Some(cmd) = strip_shell(s2) {
         let cmd = cmd.trim();
         if let Some(nop) = cmd.strip_prefix("#(nop)") {
-            return strip_buildah_suffixes(nop.trim()).to_string();
+            return unglue_copy_flags(strip_buildah_suffixes(nop.trim()));
         }
         return format!("RUN {cmd}");
     }
@@ -255,6 +255,46 @@ pub fn instruction(created_by: &str) -> String {
         return nop.trim().to_string();
     }
     s2.to_string()
+}
+
+/// The classic builder writes a COPY/ADD flag and the source hash without a
+/// space between them (`COPY --chown=1:1file:<hash> in /x`, Docker 20.10);
+/// puts the space back.
+fn unglue_copy_flags(s: &str) -> String {
+    let Some(rest) = s.strip_prefix("COPY ").or_else(|| s.strip_prefix("ADD ")) else {
+        return s.to_string();
+    };
+    let kw = &s[..s.len() - rest.len()];
+    let mut out = String::from(kw);
+    for (n, w) in rest.split(' ').enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        let glued = w.starts_with("--").then(|| {
+            ["file:", "dir:", "multi:"]
+                .iter()
+                .filter_map(|p| w.find(p))
+                .find(|&i| is_hash_source(&w[i..]))
+        });
+        match glued.flatten() {
+            Some(i) if i > 0 => {
+                out.push_str(&w[..i]);
+                out.push(' ');
+                out.push_str(&w[i..]);
+            }
+            _ => out.push_str(w),
+        }
+    }
+    out
+}
+
+/// `file:<hex>`, `dir:<hex>` or `multi:<hex>`: how the classic builder and
+/// buildah record the sources of a COPY or ADD.
+pub(crate) fn is_hash_source(w: &str) -> bool {
+    ["file:", "dir:", "multi:"].iter().any(|p| {
+        w.strip_prefix(p)
+            .is_some_and(|h| h.len() >= 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
 }
 
 /// Removes buildah's `|inheritLabels=false`-style metadata from the end of a
@@ -286,13 +326,10 @@ pub fn match_key(instr: &str) -> String {
     one_line(instr)
         .split(' ')
         .map(|w| {
-            for p in ["file:", "dir:", "multi:"] {
-                if let Some(h) = w.strip_prefix(p)
-                    && h.len() >= 32
-                    && h.bytes().all(|b| b.is_ascii_hexdigit())
-                {
-                    return p.to_string();
-                }
+            if is_hash_source(w)
+                && let Some((kind, _)) = w.split_once(':')
+            {
+                return format!("{kind}:");
             }
             w.to_string()
         })

@@ -363,12 +363,20 @@ pub fn render_github(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) ->
             writeln!(out, "PASS {} {a} <= {l}", r.rule)?;
             continue;
         }
-        let location = match (
-            &c.dockerfile,
-            r.instructions.iter().find_map(|x| x.dockerfile_line),
-        ) {
-            (Some(f), Some(line)) => format!("file={},line={line},", gh_prop(f)),
-            _ => String::new(),
+        // With a Dockerfile every failure is annotated in it: at the line of
+        // the largest culprit found there, else (base-image layers, failures
+        // without culprits) at the final stage's FROM.
+        let location = match &c.dockerfile {
+            Some(f) => {
+                let line = r
+                    .instructions
+                    .iter()
+                    .find_map(|x| x.dockerfile_line)
+                    .or(c.dockerfile_from_line)
+                    .unwrap_or(1);
+                format!("file={},line={line},", gh_prop(f))
+            }
+            None => String::new(),
         };
         writeln!(
             out,

@@ -894,4 +894,7 @@ pub struct CheckReport {
     pub notes: Vec<String>,
     /// The Dockerfile the lines refer to.
     pub dockerfile: Option<String>,
+    /// Line of the final stage's `FROM` in `dockerfile` (1 without one): where
+    /// a failure that no instruction of the Dockerfile explains is reported.
+    pub dockerfile_from_line: Option<usize>,
 }
