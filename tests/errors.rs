@@ -225,20 +225,28 @@ fn broken_metadata() {
     assert!(fails(&["analyze", layout.to_str().unwrap()]).contains("invalid digest"));
 }
 
+// See: issue 12 (these ran against a file that did not exist, so exit 2 was
+// guaranteed whatever the validation did).
 #[test]
 fn usage_errors_exit_2() {
     let out = mlsize().args(["analyze"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = mlsize()
-        .args(["analyze", "x.tar", "--platform", "linux"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let out = mlsize()
-        .args(["analyze", "x.tar", "-j", "0"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "ok.tar",
+        &ImageBuilder::new()
+            .layer("RUN x", |l| l.file("/a", 10))
+            .docker_archive(),
+    );
+    json(&["analyze", &p]);
+    let err = fails(&["analyze", &p, "--platform", "linux"]);
+    assert!(
+        err.contains("'linux'"),
+        "the platform is what is wrong: {err}"
+    );
+    let err = fails(&["analyze", &p, "-j", "0"]);
+    assert_eq!(err, "mlsize: -j/--threads must be at least 1\n");
     let out = mlsize().args(["--version"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
