@@ -265,7 +265,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         let mut label = if l.instruction.trim().is_empty() {
             "(no instruction recorded)".to_string()
         } else {
-            short_instruction(&l.instruction, 60)
+            short_instruction(&l.instruction, 80)
         };
         if (has_base && l.base) || l.base_image.is_some() {
             label = format!("[base] {label}");
