@@ -402,13 +402,13 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
             )
         };
         let limit_bytes = parse_growth_limit(f, o)?;
-        let growth = n as i64 - o as i64;
+        let growth = crate::report::diff::signed_delta(o, n);
         d.threshold = Some(crate::report::diff::Threshold {
             measure: measure.into(),
             limit: f.clone(),
             limit_bytes,
             growth_bytes: growth,
-            exceeded: growth > limit_bytes as i64,
+            exceeded: growth > i128::from(limit_bytes),
         });
     }
     let ro = render_options(&a.output, a.top);

@@ -28,7 +28,7 @@ fn instr_text(i: &crate::report::diff::InstructionDelta) -> String {
     }
 }
 
-fn pct(delta: i64, base: u64) -> String {
+fn pct(delta: i128, base: u64) -> String {
     if base == 0 {
         return String::new();
     }
@@ -48,9 +48,9 @@ fn verdict(d: &Diff, o: &RenderOptions) -> String {
     } else {
         format!(
             "{}{} visible, {} compressed",
-            o.delta(i128::from(s.visible_delta_bytes)),
+            o.delta(s.visible_delta_bytes),
             pct(s.visible_delta_bytes, old_visible),
-            o.delta(i128::from(s.compressed_delta_bytes))
+            o.delta(s.compressed_delta_bytes)
         )
     };
     if let Some(i) = s.biggest_change.and_then(|k| d.instructions.get(k)) {
@@ -63,7 +63,7 @@ fn verdict(d: &Diff, o: &RenderOptions) -> String {
         // never cuts what the table shows.
         v.push_str(&format!(
             "; biggest change: {} in `{}` ({})",
-            o.delta(i128::from(i.delta)),
+            o.delta(i.delta),
             short_instruction(text, 80),
             i.status
         ));
@@ -72,7 +72,7 @@ fn verdict(d: &Diff, o: &RenderOptions) -> String {
         v.push_str(&format!(
             "; largest category change: {} {}",
             c.name,
-            o.delta(i128::from(c.delta))
+            o.delta(c.delta)
         ));
     }
     v
@@ -108,7 +108,7 @@ fn package_detail(p: &PackageChange, o: &RenderOptions) -> String {
     }
     let mut s = parts.join(", ");
     if let Some((cat, d)) = f.categories.iter().max_by_key(|(_, d)| d.unsigned_abs()) {
-        s.push_str(&format!("; mostly {cat} {}", o.delta(i128::from(*d))));
+        s.push_str(&format!("; mostly {cat} {}", o.delta(*d)));
     }
     s
 }
@@ -175,7 +175,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
             "{}: {} growth {} against a limit of {} ({})",
             if t.exceeded { "FAIL" } else { "PASS" },
             t.measure,
-            o.delta(i128::from(t.growth_bytes)),
+            o.delta(t.growth_bytes),
             o.bytes(t.limit_bytes),
             t.limit
         )?;
@@ -192,7 +192,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
         let dl = if x.name == "files" {
             format!("{:+}", x.delta)
         } else {
-            o.delta(i128::from(x.delta))
+            o.delta(x.delta)
         };
         t.add_row(vec![
             Cell::new(x.name.trim_end_matches("_bytes")),
@@ -228,7 +228,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
             Cell::new(if i.status == "shared" {
                 String::new()
             } else {
-                o.delta(i128::from(i.delta))
+                o.delta(i.delta)
             }),
         ]);
     }
@@ -244,7 +244,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
                 Cell::new(&c.name),
                 Cell::new(o.bytes(c.old)),
                 Cell::new(o.bytes(c.new)),
-                Cell::new(o.delta(i128::from(c.delta))),
+                Cell::new(o.delta(c.delta)),
             ]);
         }
         right(&mut t, &[1, 2, 3]);
@@ -272,7 +272,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
                 Cell::new(&p.change),
                 Cell::new(p.old_version.clone().unwrap_or_default()),
                 Cell::new(p.new_version.clone().unwrap_or_default()),
-                Cell::new(o.delta(i128::from(p.delta))),
+                Cell::new(o.delta(p.delta)),
             ];
             if detailed {
                 row.push(Cell::new(detail));
@@ -305,7 +305,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
                 let bytes = if *k == "moved" {
                     o.bytes(c.new_bytes)
                 } else {
-                    o.delta(i128::from(c.delta))
+                    o.delta(c.delta)
                 };
                 vec![k.to_string(), bytes, layer_no(c.layer_index).to_string()]
             })
@@ -360,7 +360,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
             out,
             "{} growth {} against a limit of {} ({}).\n",
             t.measure,
-            o.delta(i128::from(t.growth_bytes)),
+            o.delta(t.growth_bytes),
             o.bytes(t.limit_bytes),
             md_escape(&t.limit)
         )?;
@@ -375,7 +375,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
             x.name.trim_end_matches("_bytes"),
             o.bytes(x.old),
             o.bytes(x.new),
-            o.delta(i128::from(x.delta))
+            o.delta(x.delta)
         )?;
     }
     let mut movers: Vec<_> = d
@@ -392,7 +392,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
                 "| `{}` | {} | {} |",
                 md_escape(&instr_text(i)),
                 i.status,
-                o.delta(i128::from(i.delta))
+                o.delta(i.delta)
             )?;
         }
     }
@@ -420,7 +420,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
                 c.name,
                 o.bytes(c.old),
                 o.bytes(c.new),
-                o.delta(i128::from(c.delta))
+                o.delta(c.delta)
             )?;
         }
         writeln!(out)?;
@@ -439,7 +439,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
                 p.change,
                 md_escape(p.old_version.as_deref().unwrap_or("")),
                 md_escape(p.new_version.as_deref().unwrap_or("")),
-                o.delta(i128::from(p.delta)),
+                o.delta(p.delta),
                 md_escape(&package_detail(p, o))
             )?;
         }
@@ -461,7 +461,7 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
                 out,
                 "| `{}` | {k} | {} |",
                 md_escape(&path),
-                o.delta(i128::from(c.delta))
+                o.delta(c.delta)
             )?;
         }
         let total: usize = f.counts.values().sum();

@@ -682,7 +682,10 @@ pub fn check(
                         .instructions
                         .iter()
                         .filter(|i| i.delta > 0)
-                        .filter_map(|i| i.new_layer_index.map(|l| (l, i.delta as u64)))
+                        .filter_map(|i| {
+                            i.new_layer_index
+                                .map(|l| (l, u64::try_from(i.delta).unwrap_or(u64::MAX)))
+                        })
                         .map(|(l, b)| Culprit {
                             layer_index: l,
                             instruction: r.layers[l].instruction.clone(),
@@ -703,7 +706,7 @@ pub fn check(
                         .take(5)
                         .map(|f| CulpritFile {
                             path: f.path.clone(),
-                            bytes: f.delta.unsigned_abs(),
+                            bytes: u64::try_from(f.delta.unsigned_abs()).unwrap_or(u64::MAX),
                             layer_index: f.layer_index,
                         })
                         .collect();

@@ -39,7 +39,13 @@ pub struct Delta {
     /// Value in NEW.
     pub new: u64,
     /// `new − old`.
-    pub delta: i64,
+    pub delta: i128,
+}
+
+/// `new − old` in a type that holds every difference of two `u64`s: a
+/// subtraction in `i64` turned a 16 EiB growth into a small shrink.
+pub fn signed_delta(old: u64, new: u64) -> i128 {
+    i128::from(new) - i128::from(old)
 }
 
 fn delta(name: &str, old: u64, new: u64) -> Delta {
@@ -47,7 +53,7 @@ fn delta(name: &str, old: u64, new: u64) -> Delta {
         name: name.to_string(),
         old,
         new,
-        delta: new as i64 - old as i64,
+        delta: signed_delta(old, new),
     }
 }
 
@@ -81,7 +87,7 @@ pub struct InstructionDelta {
     /// Content bytes of the NEW layer.
     pub new_bytes: u64,
     /// `new_bytes − old_bytes`.
-    pub delta: i64,
+    pub delta: i128,
     /// Compressed bytes of the OLD layer.
     pub old_compressed_bytes: u64,
     /// Compressed bytes of the NEW layer.
@@ -100,7 +106,7 @@ pub struct FileChange {
     /// Size in NEW (0 when removed).
     pub new_bytes: u64,
     /// `new_bytes − old_bytes`.
-    pub delta: i64,
+    pub delta: i128,
     /// Layer that wrote it: NEW's, or OLD's for removed files.
     pub layer_index: usize,
 }
@@ -137,7 +143,7 @@ pub struct PackageFiles {
     /// Bytes of the removed files.
     pub removed_bytes: u64,
     /// Visible bytes NEW − OLD per category, categories that changed only.
-    pub categories: BTreeMap<String, i64>,
+    pub categories: BTreeMap<String, i128>,
 }
 
 /// A package that changed.
@@ -159,7 +165,7 @@ pub struct PackageChange {
     /// Bytes in NEW.
     pub new_bytes: u64,
     /// `new_bytes − old_bytes`.
-    pub delta: i64,
+    pub delta: i128,
     /// For `changed` Python packages: the files that changed inside it.
     pub files: Option<PackageFiles>,
 }
@@ -177,9 +183,9 @@ pub struct Packages {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// Visible bytes, NEW − OLD.
-    pub visible_delta_bytes: i64,
+    pub visible_delta_bytes: i128,
     /// Compressed bytes, NEW − OLD.
-    pub compressed_delta_bytes: i64,
+    pub compressed_delta_bytes: i128,
     /// The non-shared instruction whose size changed most: an index into
     /// `instructions`.
     pub biggest_change: Option<usize>,
@@ -198,7 +204,7 @@ pub struct Threshold {
     /// Allowed growth in bytes.
     pub limit_bytes: u64,
     /// Actual growth.
-    pub growth_bytes: i64,
+    pub growth_bytes: i128,
     /// Whether the growth is over the limit (exit code 1).
     pub exceeded: bool,
 }
@@ -367,8 +373,8 @@ fn summarize(o: &Report, n: &Report, instr: &[InstructionDelta], cats: &[Delta])
         .max_by_key(|(k, c)| (c.delta.unsigned_abs(), std::cmp::Reverse(*k)))
         .map(|(k, _)| k);
     Summary {
-        visible_delta_bytes: n.image.visible_bytes as i64 - o.image.visible_bytes as i64,
-        compressed_delta_bytes: n.image.compressed_bytes as i64 - o.image.compressed_bytes as i64,
+        visible_delta_bytes: signed_delta(o.image.visible_bytes, n.image.visible_bytes),
+        compressed_delta_bytes: signed_delta(o.image.compressed_bytes, n.image.compressed_bytes),
         biggest_change,
         largest_category_change,
     }
@@ -462,7 +468,7 @@ fn entry(
         new_instruction: nl.map(|l| n.layers[l].instruction.clone()),
         old_bytes: ob,
         new_bytes: nb,
-        delta: nb as i64 - ob as i64,
+        delta: signed_delta(ob, nb),
         old_compressed_bytes: ol.map_or(0, |l| o.layers[l].compressed_bytes),
         new_compressed_bytes: nl.map_or(0, |l| n.layers[l].compressed_bytes),
     }
@@ -578,7 +584,7 @@ fn change(p: &str, old: Option<&str>, ob: u64, nb: u64, layer: usize) -> FileCha
         old_path: old.map(str::to_string),
         old_bytes: ob,
         new_bytes: nb,
-        delta: nb as i64 - ob as i64,
+        delta: signed_delta(ob, nb),
         layer_index: layer,
     }
 }
@@ -764,18 +770,18 @@ fn package_files(
             .unwrap_or_else(|| crate::category::OTHER.to_string())
     };
     let mut f = PackageFiles::default();
-    let mut cats: BTreeMap<String, i64> = BTreeMap::new();
+    let mut cats: BTreeMap<String, i128> = BTreeMap::new();
     for (p, &(nb, nc)) in nf {
         match of.get(p) {
             None => {
                 f.added += 1;
                 f.added_bytes += nb;
-                *cats.entry(name(new_cats, nc)).or_default() += nb as i64;
+                *cats.entry(name(new_cats, nc)).or_default() += i128::from(nb);
             }
             Some(&(ob, oc)) if ob != nb => {
                 f.resized += 1;
-                *cats.entry(name(old_cats, oc)).or_default() -= ob as i64;
-                *cats.entry(name(new_cats, nc)).or_default() += nb as i64;
+                *cats.entry(name(old_cats, oc)).or_default() -= i128::from(ob);
+                *cats.entry(name(new_cats, nc)).or_default() += i128::from(nb);
             }
             Some(_) => {}
         }
@@ -784,7 +790,7 @@ fn package_files(
         if !nf.contains_key(p) {
             f.removed += 1;
             f.removed_bytes += ob;
-            *cats.entry(name(old_cats, oc)).or_default() -= ob as i64;
+            *cats.entry(name(old_cats, oc)).or_default() -= i128::from(ob);
         }
     }
     cats.retain(|_, d| *d != 0);
@@ -825,7 +831,7 @@ fn diff_packages(
             new_version: Some(np.version.clone()),
             old_bytes: ob,
             new_bytes: np.bytes,
-            delta: np.bytes as i64 - ob as i64,
+            delta: signed_delta(ob, np.bytes),
             files,
         });
     }
@@ -838,7 +844,7 @@ fn diff_packages(
                 new_version: None,
                 old_bytes: op.bytes,
                 new_bytes: 0,
-                delta: -(op.bytes as i64),
+                delta: signed_delta(op.bytes, 0),
                 files: None,
             });
         }
@@ -867,6 +873,15 @@ mod tests {
             ("a,b.py".into(), "sha256=x,3")
         );
         assert_eq!(split_csv_first("\"q\"\"x\",,"), ("q\"x".into(), ","));
+    }
+
+    // See: issue 12 (a 16 EiB growth computed in i64 read as a shrink).
+    #[test]
+    fn deltas_never_wrap() {
+        assert_eq!(signed_delta(0, u64::MAX), i128::from(u64::MAX));
+        assert_eq!(signed_delta(u64::MAX, 0), -i128::from(u64::MAX));
+        assert_eq!(signed_delta(4278, u64::MAX), i128::from(u64::MAX) - 4278);
+        assert!(signed_delta(4278, u64::MAX) > 0, "growth stays growth");
     }
 
     #[test]
