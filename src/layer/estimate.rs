@@ -15,12 +15,14 @@
 //! estimate of what those tools store, not their exact byte count.
 //!
 //! Compressing a whole multi-GB layer would cost ~30 MB/s per core, far more
-//! than reading it. So a blob larger than [`WHOLE_MAX_BYTES`] is cut into
-//! [`SAMPLE_BLOCKS`] equal strata and one [`SAMPLE_BLOCK_BYTES`] block in
-//! the middle of each is compressed, with the 32 KiB that precede it as the
-//! deflate dictionary (what the encoder would have in its window there, so a
-//! block costs about what it costs inside the whole stream); the ratio of the
-//! blocks scales to the whole blob. Sample positions depend on the blob's
+//! than reading it. So a blob larger than [`WHOLE_MAX_BYTES`] is cut into up
+//! to [`SAMPLE_BLOCKS`] equal strata and one [`SAMPLE_BLOCK_BYTES`] block of
+//! each is compressed, with the 32 KiB that precede it as the deflate
+//! dictionary (what the encoder would have in its window there, so a block
+//! costs about what it costs inside the whole stream); the ratio of the
+//! blocks scales to the whole blob. Many small blocks beat a few large ones:
+//! the error comes from how much compressibility varies between files, and
+//! shrinks with the number of blocks. Sample positions depend on the blob's
 //! length only: the estimate is the same whether the blob is streamed or read
 //! at offsets, verified or not, with any number of threads.
 
@@ -32,18 +34,20 @@ use flate2::{Compress, FlushCompress, Status};
 /// The gzip level the estimate uses: `docker push`'s (Go's `DefaultCompression`).
 pub const GZIP_LEVEL: u32 = 6;
 /// Bytes of one sampled block.
-pub const SAMPLE_BLOCK_BYTES: u64 = 64 << 10;
-/// Blocks sampled from a blob larger than [`WHOLE_MAX_BYTES`].
-pub const SAMPLE_BLOCKS: u64 = 32;
+pub const SAMPLE_BLOCK_BYTES: u64 = 8 << 10;
+/// Most blocks sampled from one blob: 4 MiB compressed, whatever its size.
+pub const SAMPLE_BLOCKS: u64 = 512;
 /// Blobs up to this size are compressed whole.
-pub const WHOLE_MAX_BYTES: u64 = SAMPLE_BLOCK_BYTES * SAMPLE_BLOCKS;
-/// Bytes before a block given to the encoder as its dictionary: deflate's window.
+pub const WHOLE_MAX_BYTES: u64 = 1 << 20;
+/// Smallest distance between sampled blocks, so that a blob just over
+/// [`WHOLE_MAX_BYTES`] costs less than compressing it whole.
+const MIN_STRIDE_BYTES: u64 = 32 << 10;
+/// Bytes before a block given to the encoder as its dictionary: deflate's
+/// whole window, so a block compresses as it would inside the stream.
 const DICT_BYTES: u64 = 32 << 10;
 /// gzip header (10 bytes, no file name, as Go and `pigz -n` write it) and
 /// trailer (CRC-32 and length, 8 bytes).
 const GZIP_FRAMING_BYTES: u64 = 18;
-/// Output buffer of the encoder: compressed bytes are counted, never kept.
-const OUT_BYTES: usize = 64 << 10;
 
 /// One sampled block, `start..end` of the blob, and where its dictionary begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +63,10 @@ impl Window {
     }
 }
 
-/// The blocks compressed for a blob of `len` bytes, in blob order.
+/// The blocks compressed for a blob of `len` bytes, in blob order: the blob
+/// cut into equal strata, one block per stratum at a pseudo-random offset
+/// (a fixed function of the stratum and the length, so never aligned with a
+/// period of the content, and the same on every run).
 fn plan(len: u64) -> Vec<Window> {
     if len <= WHOLE_MAX_BYTES {
         return vec![Window {
@@ -68,12 +75,14 @@ fn plan(len: u64) -> Vec<Window> {
             end: len,
         }];
     }
-    let stratum = |k: u64| (u128::from(k) * u128::from(len) / u128::from(SAMPLE_BLOCKS)) as u64;
-    (0..SAMPLE_BLOCKS)
+    let n = (len / MIN_STRIDE_BYTES).clamp(1, SAMPLE_BLOCKS);
+    let stratum = |k: u64| (u128::from(k) * u128::from(len) / u128::from(n)) as u64;
+    (0..n)
         .map(|k| {
             let (lo, hi) = (stratum(k), stratum(k + 1));
-            // hi - lo >= len / SAMPLE_BLOCKS > SAMPLE_BLOCK_BYTES.
-            let start = lo + (hi - lo).saturating_sub(SAMPLE_BLOCK_BYTES) / 2;
+            // hi - lo >= MIN_STRIDE_BYTES > SAMPLE_BLOCK_BYTES.
+            let room = (hi - lo).saturating_sub(SAMPLE_BLOCK_BYTES);
+            let start = lo + mix(k ^ len.rotate_left(32)) % room.max(1);
             Window {
                 dict_start: start.saturating_sub(DICT_BYTES),
                 start,
@@ -81,6 +90,13 @@ fn plan(len: u64) -> Vec<Window> {
             }
         })
         .collect()
+}
+
+/// splitmix64's finaliser: a well-spread hash of `x`.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// The estimate from the compressed size of the sampled blocks.
@@ -94,45 +110,35 @@ fn scale(len: u64, sampled: u64, deflated: u64) -> u64 {
     u64::try_from(scaled).unwrap_or(u64::MAX) + GZIP_FRAMING_BYTES
 }
 
-/// A raw deflate encoder at [`GZIP_LEVEL`] that counts what it would write.
-struct Deflater {
-    c: Compress,
-    out: Vec<u8>,
-}
-
-impl Deflater {
-    fn new() -> Deflater {
-        Deflater {
-            c: Compress::new(flate2::Compression::new(GZIP_LEVEL), false),
-            out: vec![0; OUT_BYTES],
-        }
+/// Deflated size of `block` as a raw deflate encoder at [`GZIP_LEVEL`] would
+/// write it right after `dict`, in one call; `out` is scratch space. `None`
+/// if the encoder fails (it has no reason to).
+///
+/// Each block gets an encoder of its own: a reset zlib-rs encoder is not
+/// quite a new one (the same block came out a byte longer after others), and
+/// blocks are compressed in a different order on each path.
+fn deflated_bytes(dict: &[u8], block: &[u8], out: &mut Vec<u8>) -> Option<u64> {
+    let mut c = Compress::new(flate2::Compression::new(GZIP_LEVEL), false);
+    // Room for the whole output, so a block is deflated in one call: zlib-rs
+    // writes a few bytes more or less when input or output come in pieces.
+    out.resize(block.len() + block.len() / 8 + 1024, 0);
+    if !dict.is_empty() {
+        c.set_dictionary(dict).ok()?;
     }
-
-    /// Deflated size of `block` as the encoder would write it right after
-    /// `dict`; `None` if the encoder fails (it has no reason to).
-    fn deflated_bytes(&mut self, dict: &[u8], block: &[u8]) -> Option<u64> {
-        self.c.reset();
-        if !dict.is_empty() {
-            self.c.set_dictionary(dict).ok()?;
-        }
-        let mut input = block;
-        let mut written = 0u64;
-        loop {
-            let (in0, out0) = (self.c.total_in(), self.c.total_out());
-            let status = self
-                .c
-                .compress(input, &mut self.out, FlushCompress::Finish)
-                .ok()?;
-            let consumed = usize::try_from(self.c.total_in() - in0).ok()?;
-            let produced = self.c.total_out() - out0;
-            written += produced;
-            input = input.get(consumed..)?;
-            match status {
-                Status::StreamEnd => return Some(written),
-                // Every round must make progress.
-                _ if consumed == 0 && produced == 0 => return None,
-                _ => {}
-            }
+    let mut input = block;
+    let mut written = 0u64;
+    loop {
+        let (in0, out0) = (c.total_in(), c.total_out());
+        let status = c.compress(input, out, FlushCompress::Finish).ok()?;
+        let consumed = usize::try_from(c.total_in() - in0).ok()?;
+        let produced = c.total_out() - out0;
+        written += produced;
+        input = input.get(consumed..)?;
+        match status {
+            Status::StreamEnd => return Some(written),
+            // Every round must make progress.
+            _ if consumed == 0 && produced == 0 => return None,
+            _ => {}
         }
     }
 }
@@ -149,7 +155,7 @@ pub struct GzipSampler {
     pos: u64,
     /// The bytes gathered for windows not complete yet, by window index.
     pending: Vec<(usize, Vec<u8>)>,
-    deflater: Option<Deflater>,
+    out: Vec<u8>,
     sampled: u64,
     deflated: u64,
     failed: bool,
@@ -173,7 +179,7 @@ impl GzipSampler {
             next: 0,
             pos: 0,
             pending: Vec::new(),
-            deflater: None,
+            out: Vec::new(),
             sampled: 0,
             deflated: 0,
             failed: false,
@@ -218,9 +224,9 @@ impl GzipSampler {
         if let Some(w) = self.windows.get(i).copied()
             && buf.len() as u64 == w.len()
         {
-            let d = self.deflater.get_or_insert_with(Deflater::new);
+            let out = &mut self.out;
             let parts = buf.split_at_checked((w.start - w.dict_start) as usize);
-            match parts.and_then(|(dict, block)| Some((block, d.deflated_bytes(dict, block)?))) {
+            match parts.and_then(|(dict, block)| Some((block, deflated_bytes(dict, block, out)?))) {
                 Some((block, n)) => {
                     self.deflated += n;
                     self.sampled += block.len() as u64;
@@ -257,15 +263,15 @@ pub fn estimate_gzip_at(file: &File, start: u64, len: u64) -> io::Result<u64> {
         .par_iter()
         .with_max_len(1)
         .map_init(
-            || (Deflater::new(), Vec::new()),
-            |(d, buf), w| {
+            || (Vec::new(), Vec::new()),
+            |(out, buf), w| {
                 buf.resize(w.len() as usize, 0);
                 super::read_exact_at(file, buf, start + w.dict_start)?;
                 let failed = || io::Error::other("gzip estimate: the encoder failed");
                 let (dict, block) = buf
                     .split_at_checked((w.start - w.dict_start) as usize)
                     .ok_or_else(failed)?;
-                let n = d.deflated_bytes(dict, block).ok_or_else(failed)?;
+                let n = deflated_bytes(dict, block, out).ok_or_else(failed)?;
                 Ok((block.len() as u64, n))
             },
         )
@@ -284,11 +290,20 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// Real gzip at the same level, as flate2 writes it.
+    /// Real gzip at the same level, as flate2's `GzEncoder` writes it.
     fn gzip_bytes(data: &[u8]) -> u64 {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
         e.write_all(data).unwrap();
         e.finish().unwrap().len() as u64
+    }
+
+    /// gzip with the whole input deflated in one call.
+    fn gzip_one_call_bytes(data: &[u8]) -> u64 {
+        let mut c = Compress::new(flate2::Compression::new(GZIP_LEVEL), false);
+        let mut out = vec![0; data.len() * 2 + 1024];
+        let status = c.compress(data, &mut out, FlushCompress::Finish).unwrap();
+        assert_eq!(status, Status::StreamEnd);
+        c.total_out() + GZIP_FRAMING_BYTES
     }
 
     /// Deterministic bytes that compress to about half.
@@ -306,6 +321,40 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// Deterministic bytes like a layer's: text, tables of small integers
+    /// (as in ELF sections), random bytes and zeros, in runs of varied length.
+    fn varied(len: usize) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let words = [
+            "tensor ", "cuda ", "import ", "def ", "self.", "return ", "\n    ",
+        ];
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let run = 1000 + (next() % 200_000) as usize;
+            let kind = next() % 4;
+            let mut v = 0u32;
+            for _ in 0..run {
+                match kind {
+                    0 => out.extend_from_slice(words[(next() % 7) as usize].as_bytes()),
+                    1 => {
+                        v = v.wrapping_add((next() % 64) as u32);
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                    2 => out.push(next() as u8),
+                    _ => out.push(0),
+                }
+            }
+        }
+        out.truncate(len);
+        out
     }
 
     fn streamed(data: &[u8], piece: usize) -> Option<u64> {
@@ -335,14 +384,16 @@ mod tests {
             }]
         );
         assert_eq!(plan(WHOLE_MAX_BYTES).len(), 1, "the boundary is whole");
-        for len in [WHOLE_MAX_BYTES + 1, 3 << 20, 10_000_000_019] {
+        for (len, n) in [
+            (WHOLE_MAX_BYTES + 1, 32),
+            (3 << 20, 96),
+            (16 << 20, 512),
+            (10_000_000_019, 512),
+        ] {
             let p = plan(len);
-            assert_eq!(p.len() as u64, SAMPLE_BLOCKS, "{len}");
+            assert_eq!(p.len() as u64, n, "{len}");
             for (k, w) in p.iter().enumerate() {
-                let (lo, hi) = (
-                    k as u64 * len / SAMPLE_BLOCKS,
-                    (k as u64 + 1) * len / SAMPLE_BLOCKS,
-                );
+                let (lo, hi) = (k as u64 * len / n, (k as u64 + 1) * len / n);
                 assert!(
                     lo <= w.start && w.end <= hi,
                     "{len}: block {k} in its stratum"
@@ -350,13 +401,31 @@ mod tests {
                 assert_eq!(w.end - w.start, SAMPLE_BLOCK_BYTES);
                 assert_eq!(w.start - w.dict_start, DICT_BYTES.min(w.start));
             }
+            let offsets: std::collections::HashSet<u64> = p
+                .iter()
+                .enumerate()
+                .map(|(k, w)| w.start - k as u64 * len / n)
+                .collect();
+            assert!(offsets.len() as u64 > n / 2, "{len}: offsets vary");
+            assert_eq!(plan(len), p, "the same plan every time");
         }
     }
 
     #[test]
     fn a_small_blob_is_compressed_whole_exactly() {
-        for data in [vec![], b"hello".to_vec(), mixed(300_000), mixed(2 << 20)] {
-            let want = gzip_bytes(&data);
+        for data in [
+            vec![],
+            b"hello".to_vec(),
+            mixed(300_000),
+            mixed(WHOLE_MAX_BYTES as usize),
+            varied(WHOLE_MAX_BYTES as usize),
+        ] {
+            let want = gzip_one_call_bytes(&data);
+            let gz = gzip_bytes(&data);
+            assert!(
+                want.abs_diff(gz) <= gz / 1000 + 2,
+                "{want} vs GzEncoder {gz}"
+            );
             for piece in [1000, 65_536, 1 << 20] {
                 assert_eq!(
                     streamed(&data, piece),
@@ -376,7 +445,7 @@ mod tests {
         for piece in [1, 4097, 65_536, 1 << 20, 5_000_001] {
             if piece == 1 {
                 // Byte by byte is slow in debug builds: a shorter blob.
-                let short = &data[..2_200_000];
+                let short = &data[..1_200_000];
                 assert_eq!(streamed(short, piece), Some(positional(short)));
                 continue;
             }
@@ -385,6 +454,27 @@ mod tests {
         let real = gzip_bytes(&data);
         let err = (at as f64 - real as f64).abs() / real as f64;
         assert!(err < 0.02, "estimate {at} vs gzip {real}: {err:.4}");
+    }
+
+    #[test]
+    fn the_estimate_does_not_depend_on_threads_or_order() {
+        let data = varied(9_000_000);
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&data).unwrap();
+        let len = data.len() as u64;
+        let at = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| estimate_gzip_at(&f, 0, len).unwrap())
+        };
+        let one = at(1);
+        assert_eq!(at(3), one, "3 threads");
+        assert_eq!(streamed(&data, 1 << 20), Some(one), "streamed");
+        let real = gzip_bytes(&data);
+        let err = (one as f64 - real as f64).abs() / real as f64;
+        assert!(err < 0.05, "estimate {one} vs gzip {real}: {err:.4}");
     }
 
     #[test]
