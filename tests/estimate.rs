@@ -273,3 +273,42 @@ fn issue_11_the_estimate_is_the_same_whatever_the_path() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(estimates(&v), want, "stdin");
 }
+
+// See: #11
+#[test]
+fn issue_11_mixed_images_add_real_and_estimated_figures() {
+    use mlsize::testutil::{compress_at, oci_files, sha256, write_dir};
+    // Layer 1 pushed (gzip -6), layer 2 still uncompressed, in one layout.
+    let mut built = mixed_image().compression(Compression::None).build();
+    let gz = compress_at(&built.layers[0].tar, Compression::Gzip, GZIP_LEVEL);
+    built.layers[0].digest = sha256(&gz);
+    built.layers[0].blob = gz;
+    let media = [
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.v1.tar",
+    ];
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": built.config_digest, "size": built.config.len()},
+        "layers": built.layers.iter().zip(media).map(|(l, m)| serde_json::json!(
+            {"mediaType": m, "digest": l.digest, "size": l.blob.len()})).collect::<Vec<_>>(),
+    });
+    built.manifest = serde_json::to_vec(&manifest).unwrap();
+    built.manifest_digest = sha256(&built.manifest);
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), &oci_files(&[(&built, true)], false));
+    let v = json(&["analyze", dir.path().to_str().unwrap()]);
+    let est = estimates(&v);
+    assert_eq!(est[0], None, "the gzip layer has its real size");
+    let (e1, e2) = (est[1].unwrap(), est[2].unwrap());
+    let stored = built.layers[0].blob.len() as u64;
+    assert_eq!(u(&v, "/layers/0/compressed_bytes"), stored);
+    assert_eq!(u(&v, "/image/estimated_gzip_bytes"), e1 + e2);
+    assert_eq!(u(&v, "/image/download_bytes"), stored + e1 + e2);
+    assert_eq!(v["image"]["download_bytes_basis"], "mixed");
+    let tars: u64 = built.layers[1..].iter().map(|l| l.tar.len() as u64).sum();
+    assert_eq!(u(&v, "/image/compressed_bytes"), stored + tars, "as stored");
+}
