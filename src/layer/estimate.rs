@@ -6,16 +6,16 @@
 //! offsets by [`estimate_gzip_at`]); output: a byte count.
 //!
 //! `docker push` gzips an uncompressed layer with Go's `compress/gzip` at
-//! `DefaultCompression` (moby `distribution/push.go` `compress`: a
-//! `gzip.NewWriter`; Go maps the default to level 6). BuildKit exports with the
+//! `DefaultCompression` (moby's `distribution` package, `push.go`, `compress`:
+//! a `gzip.NewWriter`; Go maps the default to level 6). BuildKit exports with the
 //! same default; containers/image (skopeo, podman, buildah) uses klauspost's
 //! pgzip `DefaultCompression`, which its flate package maps to level 5. mlsize
 //! compresses with zlib-rs (or zlib-ng) at [`GZIP_LEVEL`] 6: a different
 //! encoder at the same level, so even a layer compressed whole gives an
 //! estimate of what those tools store, not their exact byte count.
 //!
-//! Compressing a whole multi-GB layer would cost ~30 MB/s per core, far more
-//! than reading it. So a blob larger than [`WHOLE_MAX_BYTES`] is cut into up
+//! Compressing a whole multi-GB layer would run at ~30 MB/s per core, far
+//! slower than reading it. So a blob larger than [`WHOLE_MAX_BYTES`] is cut into up
 //! to [`SAMPLE_BLOCKS`] equal strata and one [`SAMPLE_BLOCK_BYTES`] block of
 //! each is compressed, with the 32 KiB that precede it as the deflate
 //! dictionary (what the encoder would have in its window there, so a block
