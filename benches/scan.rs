@@ -57,7 +57,10 @@ fn bench(c: &mut Criterion) {
                 };
                 let id = format!("{}{}", comp.name(), if verify { "" } else { "-no-verify" });
                 g.bench_function(id, |b| {
-                    b.iter(|| scan_layer(Cursor::new(&blob), &opts).map(|s| s.entries.len()))
+                    b.iter(|| {
+                        scan_layer(Cursor::new(&blob), Some(blob.len() as u64), &opts)
+                            .map(|s| s.entries.len())
+                    })
                 });
             }
         }

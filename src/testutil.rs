@@ -273,12 +273,18 @@ fn append_named(b: &mut tar::Builder<Vec<u8>>, h: &mut tar::Header, path: &[u8],
     b.append(h, data).unwrap();
 }
 
-/// Compresses bytes as a layer blob would be.
+/// Compresses bytes as a layer blob would be (gzip level 1).
 pub fn compress(data: &[u8], c: Compression) -> Vec<u8> {
+    compress_at(data, c, 1)
+}
+
+/// Compresses bytes as a layer blob would be, gzip at `gzip_level`.
+pub fn compress_at(data: &[u8], c: Compression, gzip_level: u32) -> Vec<u8> {
     match c {
         Compression::None => data.to_vec(),
         Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let level = flate2::Compression::new(gzip_level);
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
             e.write_all(data).unwrap();
             e.finish().unwrap()
         }
@@ -303,6 +309,7 @@ pub struct ImageBuilder {
     variant: Option<String>,
     history: bool,
     compressible: bool,
+    gzip_level: u32,
 }
 
 impl Default for ImageBuilder {
@@ -348,6 +355,7 @@ impl ImageBuilder {
             variant: None,
             history: true,
             compressible: false,
+            gzip_level: 1,
         }
     }
     /// Adds a layer created by `created_by`.
@@ -388,6 +396,11 @@ impl ImageBuilder {
         self.compressible = true;
         self
     }
+    /// gzip level of gzip layers (default 1, the fastest).
+    pub fn gzip_level(mut self, level: u32) -> Self {
+        self.gzip_level = level;
+        self
+    }
     /// Leaves `history` out of the config.
     pub fn without_history(mut self) -> Self {
         self.history = false;
@@ -402,7 +415,7 @@ impl ImageBuilder {
             match &s.layer {
                 Some(l) => {
                     let tar = l.tar_with(self.compressible);
-                    let blob = compress(&tar, self.compression);
+                    let blob = compress_at(&tar, self.compression, self.gzip_level);
                     layers.push(BuiltLayer {
                         digest: sha256(&blob),
                         diff_id: sha256(&tar),

@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     f.write_all(data).unwrap();
     let file = std::fs::File::open(&path).unwrap();
     let len = data.len() as u64;
-    let streamed = scan_layer(Cursor::new(data), &opts);
+    let streamed = scan_layer(Cursor::new(data), Some(data.len() as u64), &opts);
     let indexed = BlobReader::new(file.try_clone().unwrap(), 6, len)
         .map_err(|e| e.to_string())
         .and_then(|r| index_plain_layer(r, &opts))
@@ -63,6 +63,9 @@ fuzz_target!(|data: &[u8]| {
                 (s.compressed_bytes, s.tar_bytes),
                 (i.compressed_bytes, i.tar_bytes)
             );
+            // The gzip estimate samples the same blocks, streamed or read at offsets.
+            assert_eq!(s.estimated_gzip_bytes, i.estimated_gzip_bytes);
+            assert!(s.estimated_gzip_bytes.is_some());
         }
         (Err(_), Err(_)) => {}
         (s, i) => panic!(

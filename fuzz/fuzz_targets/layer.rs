@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         max_uncompressed_bytes: Some(64 << 20),
         progress: None,
     };
-    if let Ok(scan) = scan_layer(Cursor::new(data), &opts) {
+    if let Ok(scan) = scan_layer(Cursor::new(data), Some(data.len() as u64), &opts) {
         assert_eq!(scan.compressed_bytes, data.len() as u64);
         let mut o = Overlay::new();
         o.apply_layer(0, scan.entries.clone());

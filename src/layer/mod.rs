@@ -15,6 +15,7 @@
 //! and the files that need a content hash read afterwards ([`hash_indexed`]):
 //! without digest verification, most data is then never read.
 
+pub mod estimate;
 pub mod path;
 pub mod tar;
 
@@ -144,6 +145,11 @@ pub struct LayerScan {
     pub tar_bytes: u64,
     /// `sha256:<hex>` of the uncompressed tar stream, when verification is on.
     pub diff_id: Option<String>,
+    /// For a blob stored uncompressed ([`Compression::None`]) only: its
+    /// estimated size once gzipped as `docker push` does it (see
+    /// [`estimate`]). `None` for compressed blobs, whose stored size is the
+    /// real figure, and when the blob's length was not known in advance.
+    pub estimated_gzip_bytes: Option<u64>,
     /// The entries in tar order.
     pub entries: Vec<LayerEntry>,
     /// Non-fatal oddities, one line each.
@@ -199,9 +205,17 @@ pub fn sha256_string(digest: &[u8]) -> String {
 
 /// Reads a whole layer blob once and returns what it holds.
 ///
+/// `blob_bytes` is the blob's length when known in advance (it always is in
+/// an archive or a layout): an uncompressed blob then gets its gzip estimate
+/// ([`LayerScan::estimated_gzip_bytes`]), sampled as it streams by.
+///
 /// Errors are plain messages (`gzip stream truncated ...`); the caller adds the
 /// file and layer they belong to.
-pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerScan, String> {
+pub fn scan_layer<R: Read + Send>(
+    raw: R,
+    blob_bytes: Option<u64>,
+    opts: &ScanOptions,
+) -> Result<LayerScan, String> {
     // Sniff the compression here, so the scanner knows whether the tar stream
     // is the blob itself: then the blob's sha256 is the diff_id, hashed once,
     // by the scanner, which leaves the reading thread nothing but the copy
@@ -229,7 +243,7 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
             let blob = s.spawn(move || read_blob(br, raw_tx, raw_free_rx));
             let input = ChunkReader::new(raw_rx, raw_free_tx, None);
             s.spawn(move || -> Result<Decoded, String> {
-                let done = match decode(input, compression, chunk_tx, free_rx) {
+                let done = match decode(input, compression, None, chunk_tx, free_rx) {
                     // Dropped before the join: the reader may be waiting to send.
                     Ok(Some(input)) => {
                         drop(input);
@@ -249,18 +263,27 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
                     compression,
                     compressed_bytes: count,
                     blob_digest: Some(sha256_string(&hasher.finalize())),
+                    estimated_gzip_bytes: None,
                 })
             })
         } else {
             s.spawn(move || -> Result<Decoded, String> {
-                Ok(match decode(br, compression, chunk_tx, free_rx)? {
-                    Some(br) => Decoded {
-                        compression,
-                        compressed_bytes: br.into_inner().count,
-                        blob_digest: None,
+                // The gzip estimate of an uncompressed blob samples it here,
+                // on the thread that only copies it.
+                let mut sampler = blob_bytes
+                    .filter(|_| compression == Compression::None)
+                    .map(estimate::GzipSampler::new);
+                Ok(
+                    match decode(br, compression, sampler.as_mut(), chunk_tx, free_rx)? {
+                        Some(br) => Decoded {
+                            compression,
+                            compressed_bytes: br.into_inner().count,
+                            blob_digest: None,
+                            estimated_gzip_bytes: sampler.and_then(estimate::GzipSampler::finish),
+                        },
+                        None => Decoded::abandoned(compression),
                     },
-                    None => Decoded::abandoned(compression),
-                })
+                )
             })
         };
         // With verification, SHA-256 of the tar stream (the slowest stage of
@@ -298,6 +321,7 @@ pub fn scan_layer<R: Read + Send>(raw: R, opts: &ScanOptions) -> Result<LayerSca
             blob_digest,
             tar_bytes,
             diff_id,
+            estimated_gzip_bytes: decoded.estimated_gzip_bytes,
             entries,
             warnings,
         })
@@ -324,6 +348,7 @@ struct Decoded {
     compression: Compression,
     compressed_bytes: u64,
     blob_digest: Option<String>,
+    estimated_gzip_bytes: Option<u64>,
 }
 
 /// Counts the raw blob bytes as they are read.
@@ -351,21 +376,35 @@ impl Decoded {
             compression,
             compressed_bytes: 0,
             blob_digest: None,
+            estimated_gzip_bytes: None,
         }
     }
 }
 
 /// The decoder thread: blob bytes → decompressed chunks. Gives the input
 /// back once it is read to the end (checked: nothing follows the compressed
-/// stream), or `None` when the scanner stopped first.
+/// stream), or `None` when the scanner stopped first. An uncompressed blob
+/// also goes past `sampler`.
 fn decode<I: BufRead>(
     mut input: I,
     compression: Compression,
+    sampler: Option<&mut estimate::GzipSampler>,
     tx: Sender<io::Result<Vec<u8>>>,
     free: Receiver<Vec<u8>>,
 ) -> Result<Option<I>, String> {
     let pumped = match compression {
-        Compression::None => pump(&mut input, &tx, &free).map(|()| input),
+        Compression::None => match sampler {
+            Some(sampler) => pump(
+                &mut Sampled {
+                    inner: &mut input,
+                    sampler,
+                },
+                &tx,
+                &free,
+            ),
+            None => pump(&mut input, &tx, &free),
+        }
+        .map(|()| input),
         Compression::Gzip => {
             let mut d = flate2::bufread::MultiGzDecoder::new(input);
             pump(&mut d, &tx, &free).map(|()| d.into_inner())
@@ -399,6 +438,20 @@ fn decode<I: BufRead>(
         return Err(msg);
     }
     Ok(Some(input))
+}
+
+/// Shows every byte read through it to a [`estimate::GzipSampler`].
+struct Sampled<'a, R> {
+    inner: R,
+    sampler: &'a mut estimate::GzipSampler,
+}
+
+impl<R: Read> Read for Sampled<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sampler.feed(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
 }
 
 /// The blob thread of a verified compressed layer: reads the blob in chunks,
@@ -865,6 +918,8 @@ pub fn index_plain_layer(mut blob: BlobReader, opts: &ScanOptions) -> Result<Lay
             blob_digest: None,
             tar_bytes: len,
             diff_id: None,
+            // Sampled at offsets by `hash_indexed`, which has the file.
+            estimated_gzip_bytes: None,
             entries,
             warnings,
         },
@@ -937,7 +992,8 @@ const HASH_READ_BYTES: usize = 1 << 20;
 /// offset `start`. Reads are positional, so the threads share the handle.
 ///
 /// Files close to each other are read together (a run of small files costs
-/// one read, not one per file); a large file is read in pieces.
+/// one read, not one per file); a large file is read in pieces. The blob's
+/// gzip estimate ([`estimate::estimate_gzip_at`]) is sampled meanwhile.
 pub fn hash_indexed(
     index: LayerIndex,
     file: &File,
@@ -969,37 +1025,45 @@ pub fn hash_indexed(
     // Largest first, so the last job to finish is a small one.
     runs.sort_by(|a, b| span(b).cmp(&span(a)).then(a[0].offset.cmp(&b[0].offset)));
     let entries = &scan.entries;
-    let hashes: Vec<Result<Vec<(usize, ContentHash)>, String>> = runs
-        .par_iter()
-        .with_max_len(1)
-        .map_init(Vec::new, |buf, run| {
-            if buf.is_empty() {
-                buf.resize(HASH_READ_BYTES, 0);
-            }
-            let first = &run[0];
-            let what = |e| read_error(&entries[first.entry].path, e);
-            if let [one] = &run[..] {
-                return hash_range(file, start + one.offset, one.len, buf)
-                    .map(|h| vec![(one.entry, h)])
-                    .map_err(what);
-            }
-            // Several small files within HASH_READ_BYTES: one read.
-            let span = span(run) as usize;
-            read_exact_at(file, &mut buf[..span], start + first.offset).map_err(what)?;
-            Ok(run
-                .iter()
-                .map(|r| {
-                    let at = (r.offset - first.offset) as usize;
-                    (r.entry, content_hash(&buf[at..at + r.len as usize]))
-                })
-                .collect())
-        })
-        .collect();
+    let blob_bytes = scan.compressed_bytes;
+    let hash_runs = || -> Vec<Result<Vec<(usize, ContentHash)>, String>> {
+        runs.par_iter()
+            .with_max_len(1)
+            .map_init(Vec::new, |buf, run| {
+                if buf.is_empty() {
+                    buf.resize(HASH_READ_BYTES, 0);
+                }
+                let first = &run[0];
+                let what = |e| read_error(&entries[first.entry].path, e);
+                if let [one] = &run[..] {
+                    return hash_range(file, start + one.offset, one.len, buf)
+                        .map(|h| vec![(one.entry, h)])
+                        .map_err(what);
+                }
+                // Several small files within HASH_READ_BYTES: one read.
+                let span = span(run) as usize;
+                read_exact_at(file, &mut buf[..span], start + first.offset).map_err(what)?;
+                Ok(run
+                    .iter()
+                    .map(|r| {
+                        let at = (r.offset - first.offset) as usize;
+                        (r.entry, content_hash(&buf[at..at + r.len as usize]))
+                    })
+                    .collect())
+            })
+            .collect()
+    };
+    let (estimate, hashes) = rayon::join(
+        || estimate::estimate_gzip_at(file, start, blob_bytes),
+        hash_runs,
+    );
     for h in hashes {
         for (entry, hash) in h? {
             scan.entries[entry].hash = hash;
         }
     }
+    scan.estimated_gzip_bytes =
+        Some(estimate.map_err(|e| format!("reading the gzip estimate's samples: {e}"))?);
     Ok(scan)
 }
 
@@ -1148,7 +1212,7 @@ mod tests {
     #[test]
     fn indexing_then_hashing_equals_one_streaming_pass() {
         let tar = layer_tar();
-        let streamed = scan_layer(&tar[..], &opts(None)).unwrap();
+        let streamed = scan_layer(&tar[..], Some(tar.len() as u64), &opts(None)).unwrap();
         let all = indexed(&tar, &opts(None));
         let e = |s: &LayerScan, p: &str| s.entries.iter().find(|e| &*e.path == p).unwrap().hash;
         let want = blake3::hash(&vec![3; 3 << 20]);
@@ -1171,10 +1235,13 @@ mod tests {
     #[test]
     fn only_files_of_the_wanted_sizes_are_hashed() {
         let tar = layer_tar();
-        let full = scan_layer(&tar[..], &opts(None)).unwrap();
+        let full = scan_layer(&tar[..], Some(tar.len() as u64), &opts(None)).unwrap();
         let gated = opts(Some(&[1000]));
         for (what, scan) in [
-            ("streamed", scan_layer(&tar[..], &gated).unwrap()),
+            (
+                "streamed",
+                scan_layer(&tar[..], Some(tar.len() as u64), &gated).unwrap(),
+            ),
             ("indexed", indexed(&tar, &gated)),
         ] {
             for (g, f) in seen(&scan).into_iter().zip(seen(&full)) {

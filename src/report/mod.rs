@@ -76,10 +76,22 @@ pub struct ImageTotals {
     pub content_hashed: bool,
     /// Number of layers.
     pub layer_count: usize,
-    /// Sum of the layer blobs as stored.
+    /// Sum of the layer blobs as stored. For a layer stored uncompressed
+    /// (docker-save) that is its tar size, not what a registry would hold:
+    /// see [`download_bytes`](Self::download_bytes).
     pub compressed_bytes: u64,
     /// Sum of the uncompressed layer tar streams.
     pub tar_bytes: u64,
+    /// Sum of [`LayerReport::estimated_gzip_bytes`] over the layers stored
+    /// uncompressed; `None` when every layer is stored compressed.
+    pub estimated_gzip_bytes: Option<u64>,
+    /// What a pull downloads once the image is in a registry: the blob as
+    /// stored for a compressed layer, the gzip estimate for a layer stored
+    /// uncompressed (a push gzips it). [`download_bytes_basis`](Self::download_bytes_basis)
+    /// tells which of the two it is made of.
+    pub download_bytes: u64,
+    /// Whether [`download_bytes`](Self::download_bytes) is measured, estimated or both.
+    pub download_bytes_basis: DownloadBasis,
     /// Sum of regular-file sizes written by all layers.
     pub content_bytes: u64,
     /// Regular files in the final filesystem (hard-linked content once).
@@ -98,6 +110,29 @@ pub struct ImageTotals {
     pub base_bytes: Option<u64>,
 }
 
+/// What [`ImageTotals::download_bytes`] is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadBasis {
+    /// Every layer is stored compressed: the figure is the blobs' real size
+    /// (it equals `compressed_bytes`). Also an image without layers.
+    Stored,
+    /// Every layer is stored uncompressed: the figure is the sum of the gzip
+    /// estimates.
+    Estimated,
+    /// Some layers stored compressed (their real size), others uncompressed
+    /// (their estimate).
+    Mixed,
+}
+
+impl LayerReport {
+    /// What a pull downloads for this layer: the blob as stored when it is
+    /// compressed, else the gzip estimate (the tar size when there is none).
+    pub fn download_bytes(&self) -> u64 {
+        self.estimated_gzip_bytes.unwrap_or(self.compressed_bytes)
+    }
+}
+
 /// One layer.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerReport {
@@ -113,10 +148,16 @@ pub struct LayerReport {
     pub created_by: Option<String>,
     /// The instruction a person wrote, or `(no history)`.
     pub instruction: String,
-    /// Blob bytes as stored.
+    /// Blob bytes as stored (for `compression: none`, the tar size).
     pub compressed_bytes: u64,
     /// Uncompressed tar stream bytes.
     pub tar_bytes: u64,
+    /// Only for a layer stored uncompressed (`compression: none`): the
+    /// estimated size of its blob once gzipped as `docker push` does it
+    /// (level 6; small blobs compressed whole, large ones sampled, see
+    /// [`crate::layer::estimate`]). `None` (JSON `null`) for compressed layers,
+    /// whose `compressed_bytes` is the real figure.
+    pub estimated_gzip_bytes: Option<u64>,
     /// Regular-file bytes the layer writes.
     pub content_bytes: u64,
     /// Part of `content_bytes` not in the final filesystem.
@@ -293,6 +334,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
             instruction,
             compressed_bytes: scan.compressed_bytes,
             tar_bytes: scan.tar_bytes,
+            estimated_gzip_bytes: scan.estimated_gzip_bytes,
             content_bytes: 0,
             wasted_bytes: 0,
             files: 0,
@@ -400,6 +442,15 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         .base_diff_ids
         .as_ref()
         .map(|_| layers.iter().filter(|l| l.base).map(|l| l.tar_bytes).sum());
+    let estimated: Vec<u64> = layers
+        .iter()
+        .filter_map(|l| l.estimated_gzip_bytes)
+        .collect();
+    let download_bytes_basis = match estimated.len() {
+        0 => DownloadBasis::Stored,
+        k if k == layers.len() => DownloadBasis::Estimated,
+        _ => DownloadBasis::Mixed,
+    };
     let totals = ImageTotals {
         name: meta.name.clone(),
         platform: meta.platform.clone(),
@@ -410,6 +461,9 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         layer_count: n,
         compressed_bytes: layers.iter().map(|l| l.compressed_bytes).sum(),
         tar_bytes: layers.iter().map(|l| l.tar_bytes).sum(),
+        estimated_gzip_bytes: (!estimated.is_empty()).then(|| estimated.iter().sum()),
+        download_bytes: layers.iter().map(LayerReport::download_bytes).sum(),
+        download_bytes_basis,
         content_bytes,
         visible_bytes,
         wasted_bytes,

@@ -618,9 +618,12 @@ where
                             .map_err(|e| blob_error(blob, e))
                             .and_then(|b| hash_indexed(ix, &b.file, b.start, scan_opts)),
                         _ => open_blob(blob)
-                            .and_then(BlobFile::reader)
+                            .and_then(|b| {
+                                let len = b.len;
+                                b.reader().map(|r| (r, len))
+                            })
                             .map_err(|e| blob_error(blob, e))
-                            .and_then(|r| scan_layer(r, scan_opts)),
+                            .and_then(|(r, len)| scan_layer(r, Some(len), scan_opts)),
                     }
                 };
                 let shared = opts

@@ -288,6 +288,7 @@ fn pass<R: BufRead + Send>(
                             cur: Vec::new(),
                             pos: 0,
                         },
+                        Some(size),
                         scan_opts,
                     )
                 });

@@ -11,7 +11,9 @@ OCI layout only (other archives store other blobs); everything else (content,
 visible, wasted, files, categories, duplicates, CUDA families, top files,
 history, diff_ids, tar sizes) is checked for every input. For the layout,
 mlsize also runs with --dup-min-bytes 1 and its groups are checked against
-duplicates_min_1.
+duplicates_min_1. Plain layers (=none) must have a gzip estimate within 5% of
+the layout's gzip -6 blob (3% for the image), the same with --no-verify;
+compressed ones none, and download_bytes their real size.
 
 Prints every difference; exits 1 if there is any, 2 if mlsize fails.
 """
@@ -95,6 +97,8 @@ def check(mlsize, exp, image, compression):
     if rep.get("warnings"):
         diffs.append(f"warnings: expected none, got {rep['warnings']}")
 
+    check_download(mlsize, exp, image, rep, compression, diffs)
+
     if is_layout:
         rep1 = run(mlsize, image, "--dup-min-bytes", "1")
         compare("duplicates(--dup-min-bytes 1)", exp["duplicates_min_1"], rep1["duplicates"], diffs)
@@ -102,6 +106,39 @@ def check(mlsize, exp, image, compression):
                 sum(g["reclaimable_bytes"] for g in exp["duplicates_min_1"]),
                 rep1["image"]["duplicate_reclaimable_bytes"], diffs)
     return diffs
+
+
+def check_download(mlsize, exp, image, rep, compression, diffs):
+    """Issue 11: plain layers get a gzip estimate close to the layout's gzip -6 blobs (written
+    by Python's zlib, independently of mlsize), the same with --no-verify; compressed layers
+    keep their real size."""
+    if compression is None:
+        return
+    est = [l.get("estimated_gzip_bytes") for l in rep["layers"]]
+    img = rep["image"]
+    if compression != "none":
+        if any(e is not None for e in est) or img.get("download_bytes_basis") != "stored" \
+                or img.get("download_bytes") != img["compressed_bytes"]:
+            diffs.append(f"download: a {compression} image has no estimate and downloads its blobs: "
+                         f"{est} {img.get('download_bytes')} {img.get('download_bytes_basis')}")
+        return
+    if None in est:
+        diffs.append(f"estimated_gzip_bytes: missing for a plain layer: {est}")
+        return
+    again = [l["estimated_gzip_bytes"] for l in run(mlsize, image, "--no-verify")["layers"]]
+    if again != est:
+        diffs.append(f"estimated_gzip_bytes: {est} verified but {again} with --no-verify")
+    for i, (e, lw) in enumerate(zip(est, exp["layers"])):
+        real = lw["compressed_bytes"]
+        # Compressed whole (up to 1 MiB): zlib-rs against Python's zlib; sampled: 5%.
+        ok = abs(e - real) <= real // 100 + 32 if lw["tar_bytes"] <= 1 << 20 else abs(e - real) <= real * 0.05
+        if not ok:
+            diffs.append(f"layers[{i}].estimated_gzip_bytes: {e}, gzip -6 blob {real} ({(e - real) / real:+.2%})")
+    real = exp["image"]["compressed_bytes_oci_layout"]
+    if abs(sum(est) - real) > real * 0.03 or img.get("download_bytes") != sum(est) \
+            or img.get("download_bytes_basis") != "estimated":
+        diffs.append(f"image.download_bytes: {img.get('download_bytes')} ({img.get('download_bytes_basis')}), "
+                     f"estimates {sum(est)}, gzip -6 blobs {real}")
 
 
 def main():
