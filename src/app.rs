@@ -390,9 +390,9 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
     if let Some(f) = &a.fail_over {
         let (measure, o, n) = if a.compressed {
             (
-                "compressed_bytes",
-                old.report.image.compressed_bytes,
-                new.report.image.compressed_bytes,
+                "download_bytes",
+                old.report.image.download_bytes,
+                new.report.image.download_bytes,
             )
         } else {
             (

@@ -104,7 +104,7 @@ fn identical_images_have_zero_deltas() {
     assert_eq!(v["packages"], json!({"python": [], "debian": []}));
     assert_eq!(
         v["summary"],
-        json!({"visible_delta_bytes": 0, "compressed_delta_bytes": 0, "biggest_change": null, "largest_category_change": null})
+        json!({"visible_delta_bytes": 0, "compressed_delta_bytes": 0, "compressed_estimated": false, "biggest_change": null, "largest_category_change": null})
     );
     assert_eq!(v["schema"], "mlsize/v1");
     assert_eq!(v["kind"], "diff");
@@ -316,7 +316,13 @@ fn fail_over_percent_and_compressed() {
         &new.docker_archive(),
         &["--fail-over", "1%", "--compressed"],
     );
-    assert_eq!(v["threshold"]["measure"], "compressed_bytes");
+    assert_eq!(v["threshold"]["measure"], "download_bytes");
+    let (o_dl, n_dl, _) = total(&v, "download_bytes");
+    assert_eq!(
+        v["threshold"]["growth_bytes"],
+        n_dl as i64 - o_dl as i64,
+        "--compressed measures what a pull downloads"
+    );
     let o = write(dir.path(), "o.tar", &old.docker_archive());
     let err = fails(&["diff", &o, &o, "--fail-over", "x%"]);
     assert!(err.contains("invalid percentage 'x%'"), "{err}");

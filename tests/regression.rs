@@ -570,3 +570,54 @@ fn issue_11_names_origins_and_every_budget_problem() {
     assert!(help.contains("changed-file and package lists"), "{help}");
     assert!(!help.contains("recommendation"), "{help}");
 }
+
+// See: issue 11 item 2 (a docker-save archive's plain tar presented as "what a
+// pull downloads", so `check --max-compressed` failed it and passed the same
+// image as a gzip oci-archive).
+#[test]
+fn issue_11_compressed_budget_is_the_same_for_docker_save_and_oci() {
+    let img = rewrite_and_cache()
+        .compressible()
+        .compression(mlsize::layer::Compression::None);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let plain = write(d, "plain.tar", &img.docker_archive());
+    let gz = img
+        .clone()
+        .compression(mlsize::layer::Compression::Gzip)
+        .gzip_level(6);
+    let oci = write(d, "gzip.tar", &gz.oci_archive());
+    let vp = json(&["analyze", &plain]);
+    let vg = json(&["analyze", &oci]);
+    assert_eq!(vp["image"]["download_bytes_basis"], "estimated");
+    assert_eq!(vg["image"]["download_bytes_basis"], "stored");
+    let tar = u(&vp, "/image/tar_bytes");
+    let (est, real) = (
+        u(&vp, "/image/download_bytes"),
+        u(&vg, "/image/download_bytes"),
+    );
+    assert!(est < tar / 2, "the estimate is a gzip size: {est} of {tar}");
+    // A budget between the gzip size and the tar size passes both.
+    let limit = (est.max(real) + tar) / 2;
+    for image in [&plain, &oci] {
+        let (code, text) = ok_out(d, &["check", image, "--max-compressed", &limit.to_string()]);
+        assert_eq!(code, 0, "{image}: {text}");
+    }
+    let (code, text) = ok_out(d, &["check", &plain, "--max-compressed", "1kB"]);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("FAIL  max_compressed_bytes  ~")
+            && text.contains("(estimated gzip size: layers not stored compressed) > 1.0 KiB (1kB)"),
+        "{text}"
+    );
+    let (_, table) = ok_out(d, &["analyze", &plain]);
+    assert!(
+        table.contains("estimate of what a push stores (gzip -6, as docker push)"),
+        "{table}"
+    );
+    assert!(!table.contains("what a pull downloads"), "{table}");
+    assert!(
+        table.contains("~ not stored compressed: the gzip size a push would store, estimated"),
+        "{table}"
+    );
+}

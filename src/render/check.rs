@@ -18,11 +18,16 @@ pub fn values(r: &RuleResult, o: &RenderOptions) -> (String, String) {
             format!("{}", r.limit as u64),
         ),
         _ => {
-            let a = if r.actual < 0.0 {
+            let mut a = if r.actual < 0.0 {
                 o.delta(r.actual as i128)
             } else {
                 o.bytes(r.actual as u64)
             };
+            // A compressed size of layers stored uncompressed is the gzip
+            // size a push would store, estimated.
+            if r.estimated {
+                a = format!("~{a} (estimated gzip size: layers not stored compressed)");
+            }
             let mut l = o.bytes(r.limit as u64);
             // Show the limit as written too when it used a unit (3GB is 2.8 GiB).
             if r.limit_text.parse::<u64>().is_err() && !o.exact {
@@ -133,9 +138,8 @@ fn limit_origin(r: &RuleResult) -> String {
 pub fn message(r: &RuleResult, o: &RenderOptions, dockerfile: Option<&str>) -> String {
     let (a, l) = values(r, o);
     let mut m = format!(
-        "{} is {a}{}, over the limit of {l} ({})",
+        "{} is {a}, over the limit of {l} ({})",
         what(r),
-        if r.estimated { " (estimate)" } else { "" },
         limit_origin(r)
     );
     let ex = explanation(r, o, dockerfile);

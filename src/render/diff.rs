@@ -47,10 +47,15 @@ fn verdict(d: &Diff, o: &RenderOptions) -> String {
         "no size change".to_string()
     } else {
         format!(
-            "{}{} visible, {} compressed",
+            "{}{} visible, {} compressed{}",
             o.delta(s.visible_delta_bytes),
             pct(s.visible_delta_bytes, old_visible),
-            o.delta(s.compressed_delta_bytes)
+            o.delta(s.compressed_delta_bytes),
+            if s.compressed_estimated {
+                " (estimated)"
+            } else {
+                ""
+            }
         )
     };
     if let Some(i) = s.biggest_change.and_then(|k| d.instructions.get(k)) {
@@ -366,9 +371,11 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
         )?;
     }
     writeln!(out, "| | old | new | change |\n|---|---:|---:|---:|")?;
-    for x in d.totals.iter().filter(|x| {
-        ["compressed_bytes", "visible_bytes", "wasted_bytes"].contains(&x.name.as_str())
-    }) {
+    for x in d
+        .totals
+        .iter()
+        .filter(|x| ["download_bytes", "visible_bytes", "wasted_bytes"].contains(&x.name.as_str()))
+    {
         writeln!(
             out,
             "| {} | {} | {} | {} |",

@@ -12,7 +12,7 @@ use super::text::{
     short_instruction,
 };
 use crate::history::one_line;
-use crate::report::Report;
+use crate::report::{DownloadBasis, Report};
 
 /// A table with the project's look; no colours, so output is the same in a pipe.
 pub fn new_table(header: &[&str], width: u16) -> Table {
@@ -176,10 +176,27 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         im.platform, im.format, im.layer_count
     )?;
     let mut s = new_table(&["", "bytes", ""], o.width);
+    // Never present uncompressed bytes as a download size: layers stored as
+    // plain tar (docker save) get the gzip size a push would store, estimated.
+    let estimated = r
+        .layers
+        .iter()
+        .filter(|l| l.estimated_gzip_bytes.is_some())
+        .count();
+    let what = match im.download_bytes_basis {
+        DownloadBasis::Stored => "layer blobs as stored (what a pull downloads)".to_string(),
+        DownloadBasis::Estimated => {
+            "estimate of what a push stores (gzip -6, as docker push): the layers are not stored compressed".to_string()
+        }
+        DownloadBasis::Mixed => format!(
+            "what a pull downloads; {estimated} of {} layers are not stored compressed and their gzip size is estimated",
+            im.layer_count
+        ),
+    };
     s.add_row(vec![
         Cell::new("compressed"),
-        Cell::new(o.bytes(im.compressed_bytes)),
-        Cell::new("layer blobs as stored (what a pull downloads)"),
+        Cell::new(o.bytes(im.download_bytes)),
+        Cell::new(what),
     ]);
     s.add_row(vec![
         Cell::new("uncompressed"),
@@ -278,7 +295,10 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         t.add_row(vec![
             Cell::new(layer_no(l.index)),
             Cell::new(label),
-            Cell::new(o.bytes(l.compressed_bytes)),
+            Cell::new(match l.estimated_gzip_bytes {
+                Some(e) => format!("~{}", o.bytes(e)),
+                None => o.bytes(l.compressed_bytes),
+            }),
             Cell::new(o.bytes(l.content_bytes)),
             Cell::new(o.bytes(l.wasted_bytes)),
             Cell::new(l.files),
@@ -287,6 +307,12 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     }
     right(&mut t, &[0, 2, 3, 4, 5]);
     writeln!(out, "{t}")?;
+    if r.layers.iter().any(|l| l.estimated_gzip_bytes.is_some()) {
+        writeln!(
+            out,
+            "~ not stored compressed: the gzip size a push would store, estimated"
+        )?;
+    }
 
     if !r.recommendations.is_empty() {
         writeln!(out, "\nRecommendations")?;

@@ -69,8 +69,8 @@ pub struct Estimate {
     pub visible_bytes_before: u64,
     /// Visible bytes after.
     pub visible_bytes: u64,
-    /// Compressed bytes before: the image's `compressed_bytes`, or its
-    /// estimate when layers are stored uncompressed.
+    /// Compressed bytes before: the image's `download_bytes` (the blobs as
+    /// stored, with the gzip estimate for layers stored uncompressed).
     pub compressed_bytes_before: u64,
     /// Compressed bytes after, from each layer's own compression ratio.
     pub compressed_bytes: u64,
@@ -188,11 +188,12 @@ fn dev_advice(cat: &str, torch: bool, base: bool) -> Option<(&'static str, Strin
     Some((title, fix))
 }
 
-/// The compression ratio of a layer as `(compressed, uncompressed)`: the
-/// stored blob against its tar stream. Every compressed figure that mlsize
-/// estimates for part of a layer scales by this ratio.
+/// The compression ratio of a layer as `(compressed, uncompressed)`: what a
+/// pull downloads for it (the blob as stored, or the gzip estimate of a layer
+/// stored uncompressed) against its tar stream. Every compressed figure that
+/// mlsize estimates for part of a layer scales by this ratio.
 pub fn compressed_ratio(l: &LayerReport) -> (u64, u64) {
-    (l.compressed_bytes, l.tar_bytes)
+    (l.download_bytes(), l.tar_bytes)
 }
 
 /// `bytes` scaled by a layer's compression ratio.

@@ -543,7 +543,9 @@ pub fn check(
             continue;
         };
         let (actual, unit): (f64, &'static str) = match *key {
-            "max_compressed_bytes" => (im.compressed_bytes as f64, "bytes"),
+            // What a pull downloads: the real blob sizes, or the gzip
+            // estimate of layers stored uncompressed (`estimated` says so).
+            "max_compressed_bytes" => (im.download_bytes as f64, "bytes"),
             "max_visible_bytes" => (im.visible_bytes as f64, "bytes"),
             "max_wasted_bytes" => (im.wasted_bytes as f64, "bytes"),
             "max_wasted_percent" => (
@@ -576,6 +578,8 @@ pub fn check(
             _ => continue,
         };
         let mut res = RuleResult::new(key.to_string(), unit, actual, limit);
+        res.estimated = *key == "max_compressed_bytes"
+            && im.download_bytes_basis != super::DownloadBasis::Stored;
         if res.passed {
             out.push(res);
             continue;
@@ -584,7 +588,7 @@ pub fn check(
             "max_compressed_bytes" => {
                 // Files the fixes remove save their layer's compressed share;
                 // the layers themselves are ranked by their compressed bytes.
-                res.explain(a, im.compressed_bytes, &|i| {
+                res.explain(a, im.download_bytes, &|i| {
                     let n = inode(i);
                     r.layers
                         .get(n.layer as usize)
@@ -593,10 +597,10 @@ pub fn check(
                 res.top_files.clear();
                 res.explain_layers(
                     a,
-                    im.compressed_bytes,
+                    im.download_bytes,
                     r.layers
                         .iter()
-                        .map(|l| (l.index, l.compressed_bytes))
+                        .map(|l| (l.index, l.download_bytes()))
                         .collect(),
                 );
             }

@@ -184,8 +184,11 @@ pub struct Packages {
 pub struct Summary {
     /// Visible bytes, NEW − OLD.
     pub visible_delta_bytes: i128,
-    /// Compressed bytes, NEW − OLD.
+    /// What a pull downloads (`download_bytes`), NEW − OLD.
     pub compressed_delta_bytes: i128,
+    /// Whether a side's `download_bytes` is (partly) a gzip estimate, for
+    /// layers stored uncompressed.
+    pub compressed_estimated: bool,
     /// The non-shared instruction whose size changed most: an index into
     /// `instructions`.
     pub biggest_change: Option<usize>,
@@ -197,7 +200,8 @@ pub struct Summary {
 /// The `--fail-over` check.
 #[derive(Debug, Clone, Serialize)]
 pub struct Threshold {
-    /// `visible_bytes` or `compressed_bytes`.
+    /// `visible_bytes`, or `download_bytes` (compressed, estimated for layers
+    /// stored uncompressed) with `--compressed`.
     pub measure: String,
     /// The limit as given (`100MB`, `5%`).
     pub limit: String,
@@ -258,6 +262,11 @@ pub fn diff(old: &Analysis, new: &Analysis, top: usize) -> Diff {
             "compressed_bytes",
             o.image.compressed_bytes,
             n.image.compressed_bytes,
+        ),
+        delta(
+            "download_bytes",
+            o.image.download_bytes,
+            n.image.download_bytes,
         ),
         delta("tar_bytes", o.image.tar_bytes, n.image.tar_bytes),
         delta(
@@ -374,7 +383,10 @@ fn summarize(o: &Report, n: &Report, instr: &[InstructionDelta], cats: &[Delta])
         .map(|(k, _)| k);
     Summary {
         visible_delta_bytes: signed_delta(o.image.visible_bytes, n.image.visible_bytes),
-        compressed_delta_bytes: signed_delta(o.image.compressed_bytes, n.image.compressed_bytes),
+        compressed_delta_bytes: signed_delta(o.image.download_bytes, n.image.download_bytes),
+        compressed_estimated: [o, n]
+            .iter()
+            .any(|r| r.image.download_bytes_basis != super::DownloadBasis::Stored),
         biggest_change,
         largest_category_change,
     }

@@ -479,7 +479,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         &cuda_duplicates,
         rules,
         &totals,
-        totals.compressed_bytes,
+        totals.download_bytes,
     );
     let report = Report {
         schema: SCHEMA,
