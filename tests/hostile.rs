@@ -175,3 +175,75 @@ fn gnu_sparse_file_counts_its_apparent_size() {
         v["warnings"]
     );
 }
+
+/// A GNU sparse entry that stores 512 bytes and declares `realsize`
+/// (base-256 encoded, as tar writes sizes past 8 GiB).
+fn sparse_entry(name: &str, realsize: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_size(512);
+    {
+        let g = h.as_gnu_mut().unwrap();
+        let octal = |v: u64, field: &mut [u8]| {
+            let s = format!("{:0width$o}\0", v, width = field.len() - 1);
+            field.copy_from_slice(s.as_bytes());
+        };
+        octal(0, &mut g.sparse[0].offset);
+        octal(512, &mut g.sparse[0].numbytes);
+        let mut real = [0u8; 12];
+        real[0] = 0x80;
+        real[4..].copy_from_slice(&realsize.to_be_bytes());
+        g.realsize.copy_from_slice(&real);
+    }
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(&[7u8; 512]);
+    out
+}
+
+// See: issue 12 (three sparse entries of ~2^63 apparent bytes made `content`
+// wrap around: duplicates larger than content, debug builds panicked).
+#[test]
+fn issue_12_sparse_sizes_cannot_wrap_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = (1u64 << 63) - 1;
+    let img = ImageBuilder::new().layer("ADD s /", |l| {
+        l.raw(&sparse_entry("a.bin", big))
+            .raw(&sparse_entry("b.bin", big))
+            .raw(&sparse_entry("c.bin", big))
+            .raw(&[0u8; 1024])
+    });
+    let p = write(dir.path(), "sparse.tar", &img.oci_archive());
+    for extra in [&[][..], &["--no-verify"][..]] {
+        let err = fails(&[&["analyze", &p][..], extra].concat());
+        assert!(
+            err.contains("layer 1/1")
+                && err.contains("'/a.bin' declares 9223372036854775807 bytes"),
+            "{err}"
+        );
+        assert!(err.contains("past what mlsize accepts"), "{err}");
+    }
+    // Just under the per-file bound, but past the per-layer one together.
+    let pib = 1u64 << 50;
+    let img = ImageBuilder::new().layer("ADD s /", |l| {
+        (0..5)
+            .fold(l, |l, i| l.raw(&sparse_entry(&format!("f{i}"), pib)))
+            .raw(&[0u8; 1024])
+    });
+    let p = write(dir.path(), "five.tar", &img.oci_archive());
+    let err = fails(&["analyze", &p]);
+    assert!(
+        err.contains("'/f4' declares 1125899906842624 bytes"),
+        "{err}"
+    );
+    // Four fit: the report is exact.
+    let img = ImageBuilder::new().layer("ADD s /", |l| {
+        (0..4)
+            .fold(l, |l, i| l.raw(&sparse_entry(&format!("f{i}"), pib)))
+            .raw(&[0u8; 1024])
+    });
+    let p = write(dir.path(), "four.tar", &img.oci_archive());
+    let v = json(&["analyze", &p]);
+    assert_eq!(u(&v, "/image/content_bytes"), 4 * pib);
+}

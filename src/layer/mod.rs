@@ -124,6 +124,14 @@ pub struct LayerEntry {
 /// Largest package-database file whose content is kept.
 const MAX_CAPTURE_BYTES: u64 = 16 << 20;
 
+/// The largest file mlsize accepts, in apparent bytes (1 PiB). Stored data is
+/// bounded by the blob anyway; this bounds what sparse entries declare.
+pub const MAX_FILE_BYTES: u64 = 1 << 50;
+
+/// The largest sum of apparent file sizes in one layer (4 PiB). With at most
+/// a few thousand layers an image's totals stay far below `u64::MAX`.
+pub const MAX_LAYER_CONTENT_BYTES: u64 = 1 << 52;
+
 /// Whether a file's content is kept: package databases only.
 pub fn is_package_db(path: &str) -> bool {
     (path.ends_with(".dist-info/RECORD")
@@ -652,6 +660,7 @@ fn walk<R: BufRead>(
 ) -> Result<Scanned, String> {
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
+    let mut content_bytes: u64 = 0;
     while let Some(h) = stream.next_header().map_err(tar_error)? {
         let (path, flags) = path::normalize(&h.path);
         if flags.escapes_root || flags.has_dotdot {
@@ -705,6 +714,17 @@ fn walk<R: BufRead>(
                 h.apparent_size, h.size
             ));
         }
+        // Sparse entries declare apparent sizes up to 2^64 while storing
+        // nothing: bound them, so that no total can wrap around.
+        content_bytes = content_bytes
+            .checked_add(h.apparent_size)
+            .filter(|&t| h.apparent_size <= MAX_FILE_BYTES && t <= MAX_LAYER_CONTENT_BYTES)
+            .ok_or_else(|| {
+                format!(
+                    "'{path}' declares {} bytes (a sparse file's apparent size), past what mlsize accepts ({} per file, {} per layer): the archive is corrupt or hostile",
+                    h.apparent_size, MAX_FILE_BYTES, MAX_LAYER_CONTENT_BYTES
+                )
+            })?;
         let (hash, data) = file_data(stream, &h, &path, entries.len())?;
         let category = opts.rules.classify(&path);
         entries.push(LayerEntry {
