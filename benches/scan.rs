@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
                     rules: rules.clone(),
                     max_uncompressed_bytes: None,
                     progress: None,
+                    cancel: None,
                 };
                 let id = format!("{}{}", comp.name(), if verify { "" } else { "-no-verify" });
                 g.bench_function(id, |b| {
@@ -76,6 +77,7 @@ fn bench(c: &mut Criterion) {
             rules: rules.clone(),
             max_uncompressed_bytes: None,
             progress: None,
+            cancel: None,
         };
         g.bench_function("none-no-verify-indexed", |b| {
             b.iter(|| {

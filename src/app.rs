@@ -87,6 +87,7 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
                 rules: rules.clone(),
                 max_uncompressed_bytes: max_uncompressed,
                 progress: None,
+                cancel: None,
             },
             threads,
             cache: None,
@@ -263,6 +264,8 @@ fn load_pair(
 ) -> Result<(Analysis, Analysis)> {
     opts.progress = false;
     opts.load.cache = Some(Arc::new(ScanCache::default()));
+    // One failure stops both images' readers.
+    opts.load.scan.cancel = Some(Arc::default());
     let (old_ro, new_ro) = (report_options(i, top, old)?, report_options(i, top, new)?);
     // One size census for both, so that moved files are found (see SizeCensus).
     let mut seats = SizeCensus::seats(2).into_iter();
@@ -280,7 +283,14 @@ fn load_pair(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the reader of '{old}' panicked")));
         (a, b)
     });
-    Ok((a?, b?))
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        // When both failed, one of them was stopped by the other's failure:
+        // report the failure.
+        (Err(a), Err(b)) if format!("{a:#}").contains(crate::layer::CANCELLED) => Err(b),
+        (Err(a), _) => Err(a),
+        (_, Err(b)) => Err(b),
+    }
 }
 
 fn render_options(o: &OutputArgs, top: usize) -> RenderOptions {

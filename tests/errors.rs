@@ -264,3 +264,70 @@ fn max_uncompressed_stops_a_bomb() {
     let v = json(&["analyze", &p, "--max-uncompressed", "8MiB"]);
     assert_eq!(u(&v, "/image/visible_bytes"), 4 << 20);
 }
+
+/// A gzip layer blob whose tar holds one file of `gib` GiB of zeros, made of
+/// repeated gzip members (cheap to build, slow to read: what a big sibling
+/// layer is to an early error).
+fn big_zero_layer(gib: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path("zeros").unwrap();
+    h.set_size(gib << 30);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut out = gzip(h.as_bytes());
+    let chunk = gzip(&vec![0u8; 64 << 20]);
+    for _ in 0..(gib * 16) {
+        out.extend_from_slice(&chunk);
+    }
+    out.extend_from_slice(&gzip(&[0u8; 1024]));
+    out
+}
+
+// See: issue 12 (a truncated 50 kB layer was reported after 19.9 s because a
+// 24 GB sibling layer was read to the end first).
+#[test]
+fn issue_12_first_error_stops_the_other_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = ImageBuilder::new()
+        .compression(Compression::Gzip)
+        .layer("ADD big /", |l| l.file("/placeholder", 10))
+        .layer("RUN small", |l| l.file_seeded("/c", 200_000, 3));
+    let layout = dir.path().join("l");
+    img.oci_layout(&layout);
+    let built = img.build();
+    let blob = |k: usize| {
+        layout
+            .join("blobs/sha256")
+            .join(&built.layers[k].digest[7..])
+    };
+    std::fs::write(blob(0), big_zero_layer(2)).unwrap();
+    let run = || {
+        let start = std::time::Instant::now();
+        let out = mlsize()
+            .args([
+                "analyze",
+                layout.to_str().unwrap(),
+                "--no-verify",
+                "-j",
+                "2",
+            ])
+            .output()
+            .unwrap();
+        (start.elapsed(), out)
+    };
+    // Both layers intact: the big one is read to its end (whatever it reports).
+    let (whole, _) = run();
+    let small = std::fs::read(blob(1)).unwrap();
+    std::fs::write(blob(1), &small[..small.len() / 2]).unwrap();
+    let (early, out) = run();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("layer 2/2") && err.contains("truncated"),
+        "the error that stopped the others is the one reported: {err}"
+    );
+    assert!(
+        early * 3 < whole,
+        "the truncated layer is reported without reading the 2 GiB one: {early:?} vs {whole:?}"
+    );
+}

@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
                 rules: rules.clone(),
                 max_uncompressed_bytes: Some(64 << 20),
                 progress: None,
+                cancel: None,
             },
             threads: 1,
             cache: None,

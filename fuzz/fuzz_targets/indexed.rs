@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         rules: Arc::new(Rules::builtin()),
         max_uncompressed_bytes: Some(64 << 20),
         progress: None,
+        cancel: None,
     };
     let path = std::env::temp_dir().join(format!(
         "mlsize-fuzz-indexed-{}-{}",

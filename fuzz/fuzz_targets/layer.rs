@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         rules: Arc::new(Rules::builtin()),
         max_uncompressed_bytes: Some(64 << 20),
         progress: None,
+        cancel: None,
     };
     if let Ok(scan) = scan_layer(Cursor::new(data), Some(data.len() as u64), &opts) {
         assert_eq!(scan.compressed_bytes, data.len() as u64);

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use sha2::{Digest, Sha256};
@@ -182,7 +182,14 @@ pub struct ScanOptions {
     pub max_uncompressed_bytes: Option<u64>,
     /// Raw bytes read so far, for progress display.
     pub progress: Option<Arc<AtomicU64>>,
+    /// Set when another reader of the same run failed: every blob read then
+    /// stops with [`CANCELLED`] at its next chunk, so the first error is
+    /// reported at once rather than after the largest layer is read.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
+
+/// The error of a layer read that stopped because another one failed.
+pub const CANCELLED: &str = "stopped: another layer failed first";
 
 impl ScanOptions {
     /// Whether a regular file of `size` bytes gets a content hash.
@@ -232,6 +239,7 @@ pub fn scan_layer<R: Read + Send>(
         inner: raw,
         count: 0,
         progress: opts.progress.clone(),
+        cancel: opts.cancel.clone(),
     };
     let mut br = BufReader::with_capacity(CHUNK_BYTES, raw);
     let head = br.fill_buf().map_err(|e| format!("read failed: {e}"))?;
@@ -364,10 +372,18 @@ struct RawReader<R> {
     inner: R,
     count: u64,
     progress: Option<Arc<AtomicU64>>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl<R: Read> Read for RawReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(io::Error::other(CANCELLED));
+        }
         let n = self.inner.read(buf)?;
         self.count += n as u64;
         if let Some(p) = &self.progress {
@@ -1203,6 +1219,7 @@ mod tests {
             rules: Arc::new(crate::category::Rules::builtin()),
             max_uncompressed_bytes: None,
             progress: None,
+            cancel: None,
         }
     }
 

@@ -597,6 +597,12 @@ where
     };
     let mut scan_opts = opts.scan.clone();
     scan_opts.hash_sizes = hash_sizes;
+    // The first failed read stops the others (and, in a diff, the other
+    // image's, which shares the flag).
+    let cancel = scan_opts
+        .cancel
+        .get_or_insert_with(Default::default)
+        .clone();
     // Verification reads every byte anyway: the stream below does.
     if verify {
         indexed.clear();
@@ -607,8 +613,8 @@ where
     let results: Mutex<HashMap<usize, Result<LayerScan, String>>> = Mutex::new(HashMap::new());
     pool.scope_fifo(|s| {
         for &(i, _) in &unique {
-            let (results, indexed, open_blob, scan_opts) =
-                (&results, &indexed, &open_blob, &scan_opts);
+            let (results, indexed, open_blob, scan_opts, cancel) =
+                (&results, &indexed, &open_blob, &scan_opts, &cancel);
             s.spawn_fifo(move |_| {
                 let blob = &meta.layers[i].blob;
                 let read = || {
@@ -635,6 +641,9 @@ where
                     Some(cell) => cell.get_or_init(read).clone(),
                     None => read(),
                 };
+                if r.is_err() {
+                    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 if let Ok(mut m) = results.lock() {
                     m.insert(i, r);
                 }
@@ -644,6 +653,14 @@ where
     let mut results = results
         .into_inner()
         .map_err(|_| Error::Usage("a layer worker panicked".into()))?;
+    // Report the error that stopped the others, not one of the stops.
+    let real = (0..meta.layers.len()).find_map(|i| match results.get(&i) {
+        Some(Err(what)) if !what.contains(crate::layer::CANCELLED) => Some((i, what.clone())),
+        _ => None,
+    });
+    if let Some((i, what)) = real {
+        return Err(layer_error(origin, meta, i, what));
+    }
     let mut scans = Vec::with_capacity(meta.layers.len());
     for (i, l) in meta.layers.iter().enumerate() {
         let first = first_of[l.blob.as_str()];
