@@ -152,6 +152,16 @@ fn every_format_gives_the_same_exact_figures() {
                 write(dir.path(), "o.tar.zst", &zstd(&img.oci_archive())),
                 "oci-archive+zstd",
             ),
+            (
+                "docker.tar.xz",
+                write(dir.path(), "d.tar.xz", &xz(&docker)),
+                "docker-archive+xz",
+            ),
+            (
+                "oci.tar.bz2",
+                write(dir.path(), "o.tar.bz2", &bzip2(&img.oci_archive())),
+                "oci-archive+bzip2",
+            ),
         ];
         for (what, path, format) in &inputs {
             let ctx = format!("{what} with {} layers", c.name());
@@ -180,6 +190,16 @@ fn stdin_reads_one_pass_with_the_manifest_last() {
         ("plain", docker.clone()),
         ("gzip", gzip(&docker)),
         ("zstd", zstd(&docker)),
+        ("xz", xz(&docker)),
+        // Two streams back to back, as pbzip2 writes them.
+        (
+            "bzip2",
+            [bzip2(&docker[..1024]), bzip2(&docker[1024..])].concat(),
+        ),
+        (
+            "xz, two streams",
+            [xz(&docker[..512]), xz(&docker[512..])].concat(),
+        ),
     ] {
         let out = mlsize()
             .args(["analyze", "-", "--format", "json"])

@@ -151,13 +151,16 @@ fn truncated_outer_archives() {
             );
         }
     }
-    let gz = gzip(&small().docker_archive());
-    let cut = write(dir.path(), "cut.tar.gz", &gz[..gz.len() / 2]);
-    let err = fails(&["analyze", &cut]);
-    assert!(
-        err.contains("cut.tar.gz") && err.contains("truncated"),
-        "{err}"
-    );
+    let docker = small().docker_archive();
+    for (name, packed) in [
+        ("cut.tar.gz", gzip(&docker)),
+        ("cut.tar.xz", xz(&docker)),
+        ("cut.tar.bz2", bzip2(&docker)),
+    ] {
+        let cut = write(dir.path(), name, &packed[..packed.len() / 2]);
+        let err = fails(&["analyze", &cut]);
+        assert!(err.contains(name) && err.contains("truncated"), "{err}");
+    }
 }
 
 #[test]

@@ -6,10 +6,10 @@
 //! - a plain tar (docker-save, Docker 25+ OCI-in-tar, oci-archive) is indexed
 //!   header by header, then each layer blob is read at its offset by its own
 //!   worker (`TarStore`);
-//! - a gzip- or zstd-compressed tar, and `-` (standard input), are read in one
-//!   sequential pass: small JSON files are kept, every other blob is scanned
-//!   as it streams by, and the manifest (which may come last) picks the layers
-//!   afterwards (`stream.rs`).
+//! - a tar compressed as a whole (gzip, zstd, xz or bzip2), and `-` (standard
+//!   input), are read in one sequential pass: small JSON files are kept, every
+//!   other blob is scanned as it streams by, and the manifest (which may come
+//!   last) picks the layers afterwards (`stream.rs`).
 //!
 //! All of them implement [`ImageSource`], the one interface the rest of mlsize
 //! uses, so a registry or daemon source can be added beside them.
@@ -237,7 +237,7 @@ pub trait ImageSource {
     }
 }
 
-/// An image archive read once from any stream (plain, gzip or zstd tar);
+/// An image archive read once from any stream (plain, gzip, zstd, xz or bzip2 tar);
 /// `name` names it in messages.
 pub fn open_reader(name: &str, reader: Box<dyn Read + Send>) -> Box<dyn ImageSource> {
     Box::new(stream::StreamSource::new(name.to_string(), reader))
@@ -271,8 +271,8 @@ pub fn open(input: &str) -> Result<Box<dyn ImageSource>> {
             what: "the file is empty".into(),
         });
     }
-    match Compression::sniff(&head[..n]) {
-        Ok(Compression::None) => {}
+    match stream::Outer::sniff(&head[..n]) {
+        Ok(stream::Outer::Layer(Compression::None)) => {}
         Ok(_) => {
             f.seek(SeekFrom::Start(0))
                 .map_err(|e| Error::io(input, e))?;
@@ -292,7 +292,7 @@ pub fn open(input: &str) -> Result<Box<dyn ImageSource>> {
         return Err(Error::NotAnImage {
             path: input.into(),
             what:
-                "it is neither a tar archive nor gzip/zstd (try 'docker save IMAGE -o image.tar')"
+                "it is neither a tar archive nor gzip, zstd, xz or bzip2 (try 'docker save IMAGE -o image.tar')"
                     .into(),
         });
     }

@@ -64,6 +64,22 @@ pub fn zstd(b: &[u8]) -> Vec<u8> {
     mlsize::testutil::compress(b, Compression::Zstd)
 }
 
+/// xz of bytes, as `xz` writes it (whole-archive compression only).
+pub fn xz(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+/// bzip2 of bytes (whole-archive compression only).
+pub fn bzip2(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
 /// `u64` at a JSON pointer.
 pub fn u(v: &Value, ptr: &str) -> u64 {
     v.pointer(ptr)
