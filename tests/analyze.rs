@@ -121,6 +121,10 @@ fn every_format_gives_the_same_exact_figures() {
         let docker = img.docker_archive();
         let oci_dir = dir.path().join(format!("layout-{}", c.name()));
         img.oci_layout(&oci_dir);
+        let skopeo_dir = dir.path().join(format!("dir-{}", c.name()));
+        dir_layout(&built, &skopeo_dir);
+        let schema1_dir = dir.path().join(format!("dir-v2s1-{}", c.name()));
+        dir_layout_schema1(&built, &schema1_dir);
         let inputs = [
             (
                 "docker-archive",
@@ -151,6 +155,16 @@ fn every_format_gives_the_same_exact_figures() {
                 "oci.tar.zst",
                 write(dir.path(), "o.tar.zst", &zstd(&img.oci_archive())),
                 "oci-archive+zstd",
+            ),
+            (
+                "skopeo dir:",
+                skopeo_dir.to_str().unwrap().to_string(),
+                "dir",
+            ),
+            (
+                "skopeo dir: schema 1",
+                schema1_dir.to_str().unwrap().to_string(),
+                "dir",
             ),
             (
                 "docker.tar.xz",

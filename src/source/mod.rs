@@ -3,6 +3,8 @@
 //!
 //! Inputs are detected from content, never from file names:
 //! - a directory holding `index.json` is an OCI image layout;
+//! - a directory holding `manifest.json` (and `version`) is the layout of
+//!   skopeo's `dir:` transport (`dir_transport.rs`);
 //! - a plain tar (docker-save, Docker 25+ OCI-in-tar, oci-archive) is indexed
 //!   header by header, then each layer blob is read at its offset by its own
 //!   worker (`TarStore`);
@@ -14,6 +16,7 @@
 //! All of them implement [`ImageSource`], the one interface the rest of mlsize
 //! uses, so a registry or daemon source can be added beside them.
 
+mod dir_transport;
 pub mod meta;
 mod stream;
 
@@ -252,9 +255,12 @@ pub fn open(input: &str) -> Result<Box<dyn ImageSource>> {
     let md = std::fs::metadata(&path).map_err(|e| Error::io(input, e))?;
     if md.is_dir() {
         if !path.join("index.json").is_file() {
+            if path.join("manifest.json").is_file() {
+                return Ok(Box::new(dir_transport::DirTransport::open(path, input)?));
+            }
             return Err(Error::NotAnImage {
                 path: input.into(),
-                what: "the directory has no index.json (an OCI image layout has oci-layout, index.json and blobs/)".into(),
+                what: "the directory has neither index.json (an OCI image layout has oci-layout, index.json and blobs/) nor manifest.json (as 'skopeo copy IMAGE dir:DIR' writes)".into(),
             });
         }
         return Ok(Box::new(DirStore {
