@@ -309,17 +309,40 @@ fn platforms_are_selected_from_an_index() {
     let files = mlsize::testutil::oci_files(&[(&amd, true), (&arm, true)], false);
     let layout = dir.path().join("multi");
     mlsize::testutil::write_dir(&layout, &files);
-    let layout = layout.to_str().unwrap();
-    let v = json(&["analyze", layout, "--platform", "linux/arm64"]);
-    assert_eq!(u(&v, "/image/visible_bytes"), 30);
-    assert_eq!(v["image"]["platform"], "linux/arm64/v8");
-    let v = json(&["analyze", layout, "--platform", "linux/amd64"]);
-    assert_eq!(u(&v, "/image/visible_bytes"), 10);
-    let err = fails(&["analyze", layout, "--platform", "linux/s390x"]);
-    assert!(
-        err.contains("linux/amd64") && err.contains("linux/arm64/v8"),
-        "{err}"
-    );
+    // `skopeo copy --all IMAGE dir:D`: the index is manifest.json, each
+    // instance manifest `<hex>.manifest.json`, every other blob `<hex>`.
+    let copied = dir.path().join("multi-dir");
+    std::fs::create_dir(&copied).unwrap();
+    let index = &files.iter().find(|f| f.0 == "index.json").unwrap().1;
+    std::fs::write(copied.join("manifest.json"), index).unwrap();
+    std::fs::write(copied.join("version"), "Directory Transport Version: 1.1\n").unwrap();
+    for (name, bytes) in &files {
+        let Some(hex) = name.strip_prefix("blobs/sha256/") else {
+            continue;
+        };
+        let instance = [&amd, &arm]
+            .iter()
+            .any(|b| b.manifest_digest.ends_with(hex));
+        let file = if instance {
+            format!("{hex}.manifest.json")
+        } else {
+            hex.to_string()
+        };
+        std::fs::write(copied.join(file), bytes).unwrap();
+    }
+    for layout in [&layout, &copied] {
+        let layout = layout.to_str().unwrap();
+        let v = json(&["analyze", layout, "--platform", "linux/arm64"]);
+        assert_eq!(u(&v, "/image/visible_bytes"), 30, "{layout}");
+        assert_eq!(v["image"]["platform"], "linux/arm64/v8");
+        let v = json(&["analyze", layout, "--platform", "linux/amd64"]);
+        assert_eq!(u(&v, "/image/visible_bytes"), 10, "{layout}");
+        let err = fails(&["analyze", layout, "--platform", "linux/s390x"]);
+        assert!(
+            err.contains("linux/amd64") && err.contains("linux/arm64/v8"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
