@@ -121,6 +121,10 @@ fn every_format_gives_the_same_exact_figures() {
         let docker = img.docker_archive();
         let oci_dir = dir.path().join(format!("layout-{}", c.name()));
         img.oci_layout(&oci_dir);
+        let skopeo_dir = dir.path().join(format!("dir-{}", c.name()));
+        dir_layout(&built, &skopeo_dir);
+        let schema1_dir = dir.path().join(format!("dir-v2s1-{}", c.name()));
+        dir_layout_schema1(&built, &schema1_dir);
         let inputs = [
             (
                 "docker-archive",
@@ -152,6 +156,26 @@ fn every_format_gives_the_same_exact_figures() {
                 write(dir.path(), "o.tar.zst", &zstd(&img.oci_archive())),
                 "oci-archive+zstd",
             ),
+            (
+                "skopeo dir:",
+                skopeo_dir.to_str().unwrap().to_string(),
+                "dir",
+            ),
+            (
+                "skopeo dir: schema 1",
+                schema1_dir.to_str().unwrap().to_string(),
+                "dir",
+            ),
+            (
+                "docker.tar.xz",
+                write(dir.path(), "d.tar.xz", &xz(&docker)),
+                "docker-archive+xz",
+            ),
+            (
+                "oci.tar.bz2",
+                write(dir.path(), "o.tar.bz2", &bzip2(&img.oci_archive())),
+                "oci-archive+bzip2",
+            ),
         ];
         for (what, path, format) in &inputs {
             let ctx = format!("{what} with {} layers", c.name());
@@ -180,6 +204,16 @@ fn stdin_reads_one_pass_with_the_manifest_last() {
         ("plain", docker.clone()),
         ("gzip", gzip(&docker)),
         ("zstd", zstd(&docker)),
+        ("xz", xz(&docker)),
+        // Two streams back to back, as pbzip2 writes them.
+        (
+            "bzip2",
+            [bzip2(&docker[..1024]), bzip2(&docker[1024..])].concat(),
+        ),
+        (
+            "xz, two streams",
+            [xz(&docker[..512]), xz(&docker[512..])].concat(),
+        ),
     ] {
         let out = mlsize()
             .args(["analyze", "-", "--format", "json"])
@@ -275,17 +309,40 @@ fn platforms_are_selected_from_an_index() {
     let files = mlsize::testutil::oci_files(&[(&amd, true), (&arm, true)], false);
     let layout = dir.path().join("multi");
     mlsize::testutil::write_dir(&layout, &files);
-    let layout = layout.to_str().unwrap();
-    let v = json(&["analyze", layout, "--platform", "linux/arm64"]);
-    assert_eq!(u(&v, "/image/visible_bytes"), 30);
-    assert_eq!(v["image"]["platform"], "linux/arm64/v8");
-    let v = json(&["analyze", layout, "--platform", "linux/amd64"]);
-    assert_eq!(u(&v, "/image/visible_bytes"), 10);
-    let err = fails(&["analyze", layout, "--platform", "linux/s390x"]);
-    assert!(
-        err.contains("linux/amd64") && err.contains("linux/arm64/v8"),
-        "{err}"
-    );
+    // `skopeo copy --all IMAGE dir:D`: the index is manifest.json, each
+    // instance manifest `<hex>.manifest.json`, every other blob `<hex>`.
+    let copied = dir.path().join("multi-dir");
+    std::fs::create_dir(&copied).unwrap();
+    let index = &files.iter().find(|f| f.0 == "index.json").unwrap().1;
+    std::fs::write(copied.join("manifest.json"), index).unwrap();
+    std::fs::write(copied.join("version"), "Directory Transport Version: 1.1\n").unwrap();
+    for (name, bytes) in &files {
+        let Some(hex) = name.strip_prefix("blobs/sha256/") else {
+            continue;
+        };
+        let instance = [&amd, &arm]
+            .iter()
+            .any(|b| b.manifest_digest.ends_with(hex));
+        let file = if instance {
+            format!("{hex}.manifest.json")
+        } else {
+            hex.to_string()
+        };
+        std::fs::write(copied.join(file), bytes).unwrap();
+    }
+    for layout in [&layout, &copied] {
+        let layout = layout.to_str().unwrap();
+        let v = json(&["analyze", layout, "--platform", "linux/arm64"]);
+        assert_eq!(u(&v, "/image/visible_bytes"), 30, "{layout}");
+        assert_eq!(v["image"]["platform"], "linux/arm64/v8");
+        let v = json(&["analyze", layout, "--platform", "linux/amd64"]);
+        assert_eq!(u(&v, "/image/visible_bytes"), 10, "{layout}");
+        let err = fails(&["analyze", layout, "--platform", "linux/s390x"]);
+        assert!(
+            err.contains("linux/amd64") && err.contains("linux/arm64/v8"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

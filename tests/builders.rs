@@ -10,53 +10,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use support::mlsize;
-
-/// Whether every tool is on PATH; without one the test is skipped, or fails
-/// when CI=true.
-fn have(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .stdout(Stdio::null())
-                .status()
-                .map_or(true, |s| !s.success())
-        })
-        .chain((!Path::new("/bin/busybox").exists()).then_some("/bin/busybox"))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {missing:?} missing: .ci/run installs docker.io, podman, busybox-static"
-    );
-    eprintln!(
-        "skipped: {missing:?} not installed (apt-get install docker.io podman busybox-static)"
-    );
-    false
-}
-
-/// Runs a command to success, with its output in the panic message.
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use support::tools::{Dockerd, have, run};
 
 /// The test Dockerfile: a build stage, then COPY of a file, a directory and
 /// several files, a WORKDIR-relative destination, ADD of a local tar and
@@ -171,101 +129,10 @@ fn without_hashes(line: &str) -> String {
     out
 }
 
-/// A dockerd owned by the test: stopped with SIGTERM (then waited for) when
-/// dropped, also when the test fails.
-struct Dockerd {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Dockerd {
-    fn start(dir: &Path) -> Dockerd {
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            .args(["--storage-driver=vfs"])
-            .arg(format!(
-                "--host=unix://{}",
-                dir.join("docker.sock").display()
-            ))
-            .arg(format!("--data-root={}", dir.join("data").display()))
-            .arg(format!("--exec-root={}", dir.join("exec").display()))
-            .arg(format!("--pidfile={}", dir.join("docker.pid").display()))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut d = Dockerd {
-            child,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !d.ping() {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                panic!("dockerd exited ({status}): {}", d.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dockerd not ready in 30 s: {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        d
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = UnixStream::connect(self.dir.join("docker.sock")) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut answer = String::new();
-        s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_ok()
-            && s.read_to_string(&mut answer).is_ok()
-            && answer.starts_with("HTTP/1.0 200")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
-    }
-
-    /// The docker CLI against this daemon, with its own config directory.
-    fn docker(&self) -> Command {
-        let mut c = Command::new("docker");
-        c.arg(format!(
-            "--host=unix://{}",
-            self.dir.join("docker.sock").display()
-        ))
-        .env("DOCKER_CONFIG", self.dir.join("cli"));
-        c
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        // dockerd bind-mounts its data root; a clean stop unmounts it.
-        let data = self.dir.join("data");
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        if mounts.contains(&format!(" {} ", data.display())) {
-            let _ = Command::new("umount").arg("-l").arg(&data).status();
-        }
-    }
-}
-
 // See: #11 (item 9)
 #[test]
 fn issue_11_classic_builder_copy_lines_are_annotated() {
-    if !have(&["dockerd", "docker"]) {
+    if !have(&["dockerd", "docker", "/bin/busybox"]) {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -301,7 +168,7 @@ fn issue_11_classic_builder_copy_lines_are_annotated() {
 // See: #11 (item 9)
 #[test]
 fn issue_11_buildah_copy_lines_are_annotated() {
-    if !have(&["buildah", "podman"]) {
+    if !have(&["buildah", "podman", "/bin/busybox"]) {
         return;
     }
     let t = tempfile::tempdir().unwrap();

@@ -151,13 +151,16 @@ fn truncated_outer_archives() {
             );
         }
     }
-    let gz = gzip(&small().docker_archive());
-    let cut = write(dir.path(), "cut.tar.gz", &gz[..gz.len() / 2]);
-    let err = fails(&["analyze", &cut]);
-    assert!(
-        err.contains("cut.tar.gz") && err.contains("truncated"),
-        "{err}"
-    );
+    let docker = small().docker_archive();
+    for (name, packed) in [
+        ("cut.tar.gz", gzip(&docker)),
+        ("cut.tar.xz", xz(&docker)),
+        ("cut.tar.bz2", bzip2(&docker)),
+    ] {
+        let cut = write(dir.path(), name, &packed[..packed.len() / 2]);
+        let err = fails(&["analyze", &cut]);
+        assert!(err.contains(name) && err.contains("truncated"), "{err}");
+    }
 }
 
 #[test]
@@ -186,7 +189,13 @@ fn inputs_that_are_not_images() {
     assert!(fails(&["analyze", "/nonexistent/image.tar"]).contains("/nonexistent/image.tar"));
     let d = dir.path().join("emptydir");
     std::fs::create_dir(&d).unwrap();
-    assert!(fails(&["analyze", d.to_str().unwrap()]).contains("index.json"));
+    assert_eq!(
+        fails(&["analyze", d.to_str().unwrap()]).trim_end(),
+        format!(
+            "mlsize: '{}' is not an image archive: the directory has neither index.json (an OCI image layout has oci-layout, index.json and blobs/) nor manifest.json (as 'skopeo copy IMAGE dir:DIR' writes)",
+            d.display()
+        )
+    );
 }
 
 #[test]
@@ -329,5 +338,65 @@ fn issue_12_first_error_stops_the_other_layers() {
     assert!(
         early * 3 < whole,
         "the truncated layer is reported without reading the 2 GiB one: {early:?} vs {whole:?}"
+
+#[test]
+fn dir_layouts_that_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = small().compression(Compression::None);
+    let built = img.build();
+    let d = dir.path().join("d");
+    dir_layout(&built, &d);
+    let p = d.to_str().unwrap();
+
+    std::fs::write(d.join("version"), "Directory Transport Version: 2.0\n").unwrap();
+    assert_eq!(
+        fails(&["analyze", p]).trim_end(),
+        format!(
+            "mlsize: '{p}' is not an image archive: its 'version' says 'Directory Transport Version: 2.0', not 'Directory Transport Version: 1.x' (a layout that 'skopeo copy IMAGE dir:DIR' writes)"
+        ),
+        "an unknown layout version is refused"
+    );
+    std::fs::write(d.join("version"), "Directory Transport Version: 1.1\n").unwrap();
+
+    let hex = &built.layers[1].digest[7..];
+    let mut blob = built.layers[1].blob.clone();
+    // File content, past the first header: the tar stays valid.
+    blob[600] ^= 0xff;
+    std::fs::write(d.join(hex), &blob).unwrap();
+    let err = fails(&["analyze", p]);
+    assert!(
+        err.contains("layer 2/2") && err.contains("digest mismatch"),
+        "a dir: layout is verified like an OCI layout: {err}"
+    );
+    std::fs::remove_file(d.join(hex)).unwrap();
+    assert_eq!(
+        fails(&["analyze", p]).trim_end(),
+        format!(
+            "mlsize: '{p}': layer 2/2 (sha256:{}): blob '{hex}' is missing from the archive",
+            &hex[..12]
+        ),
+        "a missing layer names its file"
+    );
+    std::fs::remove_file(d.join(&built.config_digest[7..])).unwrap();
+    assert_eq!(
+        fails(&["analyze", p]).trim_end(),
+        format!(
+            "mlsize: '{p}': config blob '{}' is missing from the archive",
+            &built.config_digest[7..]
+        ),
+        "a missing config names its file, not an OCI layout path"
+    );
+
+    std::fs::write(d.join("manifest.json"), br#"[{"Config": "c.json"}]"#).unwrap();
+    assert_eq!(
+        fails(&["analyze", p]).trim_end(),
+        format!(
+            "mlsize: '{p}' is not an image archive: its manifest.json is a docker-save list: an unpacked 'docker save' archive; pack it again with 'tar -C {p} -cf image.tar .'"
+        )
+    );
+    std::fs::write(d.join("manifest.json"), b"{not json").unwrap();
+    assert!(
+        fails(&["analyze", p]).contains("invalid JSON in 'manifest.json'"),
+        "broken manifest.json"
     );
 }

@@ -471,7 +471,7 @@ fn issue_11_errors_name_the_cause_once_and_what_to_do() {
     );
     assert_eq!(
         fails_in(d, &["analyze", "/"], None),
-        "mlsize: '/' is not an image archive: the directory has no index.json (an OCI image layout has oci-layout, index.json and blobs/)\n"
+        "mlsize: '/' is not an image archive: the directory has neither index.json (an OCI image layout has oci-layout, index.json and blobs/) nor manifest.json (as 'skopeo copy IMAGE dir:DIR' writes)\n"
     );
 }
 

@@ -3,17 +3,20 @@
 //!
 //! Inputs are detected from content, never from file names:
 //! - a directory holding `index.json` is an OCI image layout;
+//! - a directory holding `manifest.json` (and `version`) is the layout of
+//!   skopeo's `dir:` transport (`dir_transport.rs`);
 //! - a plain tar (docker-save, Docker 25+ OCI-in-tar, oci-archive) is indexed
 //!   header by header, then each layer blob is read at its offset by its own
 //!   worker (`TarStore`);
-//! - a gzip- or zstd-compressed tar, and `-` (standard input), are read in one
-//!   sequential pass: small JSON files are kept, every other blob is scanned
-//!   as it streams by, and the manifest (which may come last) picks the layers
-//!   afterwards (`stream.rs`).
+//! - a tar compressed as a whole (gzip, zstd, xz or bzip2), and `-` (standard
+//!   input), are read in one sequential pass: small JSON files are kept, every
+//!   other blob is scanned as it streams by, and the manifest (which may come
+//!   last) picks the layers afterwards (`stream.rs`).
 //!
 //! All of them implement [`ImageSource`], the one interface the rest of mlsize
 //! uses, so a registry or daemon source can be added beside them.
 
+mod dir_transport;
 pub mod meta;
 mod stream;
 
@@ -237,7 +240,7 @@ pub trait ImageSource {
     }
 }
 
-/// An image archive read once from any stream (plain, gzip or zstd tar);
+/// An image archive read once from any stream (plain, gzip, zstd, xz or bzip2 tar);
 /// `name` names it in messages.
 pub fn open_reader(name: &str, reader: Box<dyn Read + Send>) -> Box<dyn ImageSource> {
     Box::new(stream::StreamSource::new(name.to_string(), reader))
@@ -252,9 +255,12 @@ pub fn open(input: &str) -> Result<Box<dyn ImageSource>> {
     let md = std::fs::metadata(&path).map_err(|e| Error::io(input, e))?;
     if md.is_dir() {
         if !path.join("index.json").is_file() {
+            if path.join("manifest.json").is_file() {
+                return Ok(Box::new(dir_transport::DirTransport::open(path, input)?));
+            }
             return Err(Error::NotAnImage {
                 path: input.into(),
-                what: "the directory has no index.json (an OCI image layout has oci-layout, index.json and blobs/)".into(),
+                what: "the directory has neither index.json (an OCI image layout has oci-layout, index.json and blobs/) nor manifest.json (as 'skopeo copy IMAGE dir:DIR' writes)".into(),
             });
         }
         return Ok(Box::new(DirStore {
@@ -271,8 +277,8 @@ pub fn open(input: &str) -> Result<Box<dyn ImageSource>> {
             what: "the file is empty".into(),
         });
     }
-    match Compression::sniff(&head[..n]) {
-        Ok(Compression::None) => {}
+    match stream::Outer::sniff(&head[..n]) {
+        Ok(stream::Outer::Layer(Compression::None)) => {}
         Ok(_) => {
             f.seek(SeekFrom::Start(0))
                 .map_err(|e| Error::io(input, e))?;
@@ -292,7 +298,7 @@ pub fn open(input: &str) -> Result<Box<dyn ImageSource>> {
         return Err(Error::NotAnImage {
             path: input.into(),
             what:
-                "it is neither a tar archive nor gzip/zstd (try 'docker save IMAGE -o image.tar')"
+                "it is neither a tar archive nor gzip, zstd, xz or bzip2 (try 'docker save IMAGE -o image.tar')"
                     .into(),
         });
     }

@@ -1,5 +1,5 @@
 //! One sequential pass over an archive that cannot seek: standard input, or a
-//! tar compressed as a whole (`docker save app | gzip`).
+//! tar compressed as a whole (`docker save app | gzip`, or zstd, xz, bzip2).
 //!
 //! The manifest may come after the layers (docker-save writes it last), so the
 //! pass keeps every small JSON member and scans every other blob as it goes by,
@@ -21,6 +21,54 @@ use crate::layer::tar::{Kind, Limits, TarStream};
 use crate::layer::{Compression, LayerScan, scan_layer};
 
 const CHUNK: usize = 64 * 1024;
+
+/// The most memory an xz stream may make the decoder allocate: its
+/// dictionary (64 MiB at `xz -9`, at most 1.5 GiB by the format), as zstd's
+/// window is allowed up to 2 GiB.
+const XZ_MEMLIMIT: u64 = 2 << 30;
+
+/// How a whole archive is compressed: any compression a layer may have, and
+/// also xz and bzip2, which `docker load` accepts for the archive though the
+/// image-spec defines neither for layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outer {
+    /// Plain, gzip or zstd.
+    Layer(Compression),
+    /// xz (one or more streams, as `xz -T0` and pixz write them).
+    Xz,
+    /// bzip2 (one or more streams, as pbzip2 and lbzip2 write them).
+    Bzip2,
+}
+
+impl Outer {
+    /// Detects the compression of a whole archive from its first bytes.
+    pub(crate) fn sniff(head: &[u8]) -> io::Result<Outer> {
+        // xz file format 1.0.4, 2.1.1.1 "Header Magic Bytes".
+        if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            return Ok(Outer::Xz);
+        }
+        // bzip2: "BZh", the block size '1'..'9', then the first block's magic
+        // (pi) or, for an empty stream, the end-of-stream magic (sqrt pi).
+        if head.len() >= 10
+            && head.starts_with(b"BZh")
+            && (b'1'..=b'9').contains(&head[3])
+            && (head[4..10] == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59]
+                || head[4..10] == [0x17, 0x72, 0x45, 0x38, 0x50, 0x90])
+        {
+            return Ok(Outer::Bzip2);
+        }
+        Compression::sniff(head).map(Outer::Layer)
+    }
+
+    /// Lower-case name, as the report's format suffix (`docker-archive+xz`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Outer::Layer(c) => c.name(),
+            Outer::Xz => "xz",
+            Outer::Bzip2 => "bzip2",
+        }
+    }
+}
 
 /// An archive read once from a stream.
 pub struct StreamSource {
@@ -130,19 +178,28 @@ impl ImageSource for StreamSource {
                 what: "the input is empty".into(),
             });
         }
-        let compression = Compression::sniff(head).map_err(|e| Error::NotAnImage {
+        let compression = Outer::sniff(head).map_err(|e| Error::NotAnImage {
             path: origin.clone(),
             what: e.to_string(),
         })?;
         let inner: Box<dyn Read + Send> = match compression {
-            Compression::None => Box::new(br),
-            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
-            Compression::Zstd => {
+            Outer::Layer(Compression::None) => Box::new(br),
+            Outer::Layer(Compression::Gzip) => Box::new(flate2::bufread::MultiGzDecoder::new(br)),
+            Outer::Layer(Compression::Zstd) => {
                 let mut d = zstd::stream::read::Decoder::with_buffer(br)
                     .map_err(|e| Error::io(&origin, e))?;
                 d.window_log_max(31).map_err(|e| Error::io(&origin, e))?;
                 Box::new(d)
             }
+            Outer::Xz => {
+                let stream = liblzma::stream::Stream::new_stream_decoder(
+                    XZ_MEMLIMIT,
+                    liblzma::stream::CONCATENATED,
+                )
+                .map_err(|e| Error::format(&origin, format!("cannot start the xz decoder: {e}")))?;
+                Box::new(liblzma::bufread::XzDecoder::new_stream(br, stream))
+            }
+            Outer::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(br)),
         };
         let mut inner = BufReader::with_capacity(CHUNK, inner);
         // Check the first block before trusting the stream to be a tar.
@@ -160,7 +217,7 @@ impl ImageSource for StreamSource {
         if meta.format == "oci" {
             meta.format = "oci-archive".into();
         }
-        if compression != Compression::None {
+        if compression != Outer::Layer(Compression::None) {
             meta.format = format!("{}+{}", meta.format, compression.name());
         }
         let mut out = Vec::with_capacity(meta.layers.len());

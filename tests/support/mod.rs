@@ -1,11 +1,13 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod tools;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use mlsize::layer::Compression;
-use mlsize::testutil::ImageBuilder;
+use mlsize::testutil::{Built, ImageBuilder};
 use serde_json::Value;
 
 /// The `mlsize` binary.
@@ -62,6 +64,77 @@ pub fn gzip(b: &[u8]) -> Vec<u8> {
 /// Zstd of bytes.
 pub fn zstd(b: &[u8]) -> Vec<u8> {
     mlsize::testutil::compress(b, Compression::Zstd)
+}
+
+/// xz of bytes, as `xz` writes it (whole-archive compression only).
+pub fn xz(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+/// bzip2 of bytes (whole-archive compression only).
+pub fn bzip2(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes an image as skopeo's `dir:` transport lays it out (`skopeo copy
+/// IMAGE dir:DIR`): `manifest.json` is the manifest itself, `version` names
+/// the layout, and each blob is a file named by its digest's hex.
+pub fn dir_layout(built: &Built, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), &built.manifest).unwrap();
+    std::fs::write(dir.join("version"), "Directory Transport Version: 1.1\n").unwrap();
+    std::fs::write(dir.join(&built.config_digest[7..]), &built.config).unwrap();
+    for l in &built.layers {
+        std::fs::write(dir.join(&l.digest[7..]), &l.blob).unwrap();
+    }
+}
+
+/// Writes an image as `skopeo copy --format v2s1 IMAGE dir:DIR` does: a
+/// Docker schema 1 manifest whose `fsLayers` and `history` run newest first,
+/// one per history entry; an entry that made no layer is `throwaway`, with the
+/// empty layer blob that registries serve for it.
+pub fn dir_layout_schema1(built: &Built, dir: &Path) {
+    dir_layout(built, dir);
+    std::fs::remove_file(dir.join(&built.config_digest[7..])).unwrap();
+    let config: Value = serde_json::from_slice(&built.config).unwrap();
+    let empty = gzip(&[0u8; 1024]);
+    let empty_digest = mlsize::source::meta::digest_bytes("sha256", &empty).unwrap();
+    std::fs::write(dir.join(&empty_digest[7..]), &empty).unwrap();
+    let mut layers = built.layers.iter();
+    let mut fs_layers = Vec::new();
+    let mut history = Vec::new();
+    for h in config["history"].as_array().unwrap() {
+        let throwaway = h["empty_layer"].as_bool().unwrap_or(false);
+        let digest = if throwaway {
+            empty_digest.clone()
+        } else {
+            layers.next().unwrap().digest.clone()
+        };
+        fs_layers.push(serde_json::json!({ "blobSum": digest }));
+        let compat = serde_json::json!({
+            "os": "linux",
+            "container_config": { "Cmd": [h["created_by"]] },
+            "throwaway": throwaway,
+        });
+        history.push(serde_json::json!({ "v1Compatibility": compat.to_string() }));
+    }
+    fs_layers.reverse();
+    history.reverse();
+    let manifest = serde_json::json!({
+        "schemaVersion": 1,
+        "name": "mlsize/sink",
+        "tag": "1.0",
+        "architecture": "amd64",
+        "fsLayers": fs_layers,
+        "history": history,
+    });
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
 }
 
 /// `u64` at a JSON pointer.

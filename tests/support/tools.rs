@@ -1,0 +1,201 @@
+//! Real tools and daemons owned by a test: `have` checks they are installed,
+//! `run` runs one to success, [`Dockerd`] is a dockerd of the test's own
+//! (vfs storage, unix socket in a temp dir, no iptables, no bridge), stopped
+//! when dropped, also when the test fails.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether every tool is installed (a name on PATH, or an absolute path that
+/// exists); without one the test is skipped, or fails when CI=true.
+pub fn have(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            if t.starts_with('/') {
+                return !Path::new(t).exists();
+            }
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .map_or(true, |s| !s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {missing:?} missing: .ci/run installs docker.io, podman, busybox-static, skopeo, umoci, xz-utils, bzip2"
+    );
+    eprintln!(
+        "skipped: {missing:?} not installed (apt-get install docker.io podman busybox-static skopeo umoci xz-utils bzip2)"
+    );
+    false
+}
+
+/// Runs a command to success, with its output in the panic message.
+pub fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A dockerd owned by the test: stopped with SIGTERM (then waited for) when
+/// dropped, also when the test fails.
+pub struct Dockerd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Dockerd {
+    /// Starts dockerd with its state in `dir` and waits until it answers.
+    pub fn start(dir: &Path) -> Dockerd {
+        let d = Dockerd::spawn(dir);
+        d.wait_ready();
+        d
+    }
+
+    /// Starts dockerd without waiting for it (see [`Dockerd::wait_ready`]).
+    pub fn spawn(dir: &Path) -> Dockerd {
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
+            .args(["--storage-driver=vfs"])
+            .arg(format!(
+                "--host=unix://{}",
+                dir.join("docker.sock").display()
+            ))
+            .arg(format!("--data-root={}", dir.join("data").display()))
+            .arg(format!("--exec-root={}", dir.join("exec").display()))
+            .arg(format!("--pidfile={}", dir.join("docker.pid").display()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Dockerd {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Polls the socket until dockerd answers (30 s at most).
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.ping() {
+            let exited = Command::new("kill")
+                .args(["-0", &self.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status()
+                .map_or(true, |s| !s.success());
+            assert!(!exited, "dockerd exited: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "dockerd not ready in 30 s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = UnixStream::connect(self.dir.join("docker.sock")) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut answer = String::new();
+        s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_ok()
+            && s.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.0 200")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// The docker CLI against this daemon, with its own config directory.
+    pub fn docker(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.arg(format!(
+            "--host=unix://{}",
+            self.dir.join("docker.sock").display()
+        ))
+        .env("DOCKER_CONFIG", self.dir.join("cli"));
+        c
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // dockerd bind-mounts its data root; a clean stop unmounts it.
+        let data = self.dir.join("data");
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        if mounts.contains(&format!(" {} ", data.display())) {
+            let _ = Command::new("umount").arg("-l").arg(&data).status();
+        }
+    }
+}
+
+/// A podman/buildah store of the test's own in `dir` (vfs: no mounts to undo).
+pub struct Containers {
+    dir: PathBuf,
+}
+
+impl Containers {
+    /// A store in `dir/store`, run state in `dir/run`.
+    pub fn new(dir: &Path) -> Containers {
+        Containers {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn with_store(&self, tool: &str) -> Command {
+        let mut c = Command::new(tool);
+        c.arg("--root")
+            .arg(self.dir.join("store"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .env("TMPDIR", &self.dir);
+        c
+    }
+
+    /// `podman` on this store.
+    pub fn podman(&self) -> Command {
+        self.with_store("podman")
+    }
+
+    /// `buildah` on this store.
+    pub fn buildah(&self) -> Command {
+        self.with_store("buildah")
+    }
+
+    /// The containers/image reference of an image in this store, for skopeo.
+    pub fn reference(&self, name: &str) -> String {
+        format!(
+            "containers-storage:[vfs@{}+{}]{name}",
+            self.dir.join("store").display(),
+            self.dir.join("run").display()
+        )
+    }
+}
