@@ -338,6 +338,8 @@ fn issue_12_first_error_stops_the_other_layers() {
     assert!(
         early * 3 < whole,
         "the truncated layer is reported without reading the 2 GiB one: {early:?} vs {whole:?}"
+    );
+}
 
 #[test]
 fn dir_layouts_that_cannot_be_read() {
