@@ -193,34 +193,15 @@ impl Store for DirTransport {
         let Some(p) = self.host_file(path) else {
             return Ok(None);
         };
-        match std::fs::metadata(&p) {
-            Ok(m) if m.is_file() => {
-                if m.len() > MAX_DOC_BYTES {
-                    let name = p.file_name().map(|n| n.to_string_lossy().to_string());
-                    return Err(Error::format(
-                        &self.origin,
-                        format!(
-                            "'{}' is {} bytes, too large for a metadata file",
-                            name.unwrap_or_default(),
-                            m.len()
-                        ),
-                    ));
-                }
-                std::fs::read(&p)
-                    .map(Some)
-                    .map_err(|e| Error::io(p.display().to_string(), e))
-            }
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(p.display().to_string(), e)),
-        }
+        // Errors name the file as it is in the directory (bare hex).
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        super::read_host_doc(&self.origin, &name, &p)
     }
     fn size_of(&self, path: &str) -> Option<u64> {
-        let p = self.host_file(path)?;
-        std::fs::metadata(p)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+        super::host_file_bytes(&self.host_file(path)?)
     }
     fn origin(&self) -> &str {
         &self.origin

@@ -706,35 +706,13 @@ impl DirStore {
 
 impl Store for DirStore {
     fn read_doc(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        let Some(p) = self.host_path(path) else {
-            return Ok(None);
-        };
-        match std::fs::metadata(&p) {
-            Ok(m) if m.is_file() => {
-                if m.len() > MAX_DOC_BYTES {
-                    return Err(Error::format(
-                        &self.origin,
-                        format!(
-                            "'{path}' is {} bytes, too large for a metadata file",
-                            m.len()
-                        ),
-                    ));
-                }
-                std::fs::read(&p)
-                    .map(Some)
-                    .map_err(|e| Error::io(p.display().to_string(), e))
-            }
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(p.display().to_string(), e)),
+        match self.host_path(path) {
+            Some(p) => read_host_doc(&self.origin, path, &p),
+            None => Ok(None),
         }
     }
     fn size_of(&self, path: &str) -> Option<u64> {
-        let p = self.host_path(path)?;
-        std::fs::metadata(p)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+        host_file_bytes(&self.host_path(path)?)
     }
     fn origin(&self) -> &str {
         &self.origin
@@ -774,6 +752,38 @@ impl ImageSource for DirStore {
             verified: opts.selection.verify,
         })
     }
+}
+
+/// A metadata document from a host file (`None` when there is no such file),
+/// refused past [`MAX_DOC_BYTES`]; `name` is how the error names it.
+fn read_host_doc(origin: &str, name: &str, p: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => {
+            if m.len() > MAX_DOC_BYTES {
+                return Err(Error::format(
+                    origin,
+                    format!(
+                        "'{name}' is {} bytes, too large for a metadata file",
+                        m.len()
+                    ),
+                ));
+            }
+            std::fs::read(p)
+                .map(Some)
+                .map_err(|e| Error::io(p.display().to_string(), e))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(p.display().to_string(), e)),
+    }
+}
+
+/// The size of a regular host file, if it is one.
+fn host_file_bytes(p: &Path) -> Option<u64> {
+    std::fs::metadata(p)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
 }
 
 /// Where a member of an uncompressed tar is.
