@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::mlsize;
-use support::tools::{Dockerd, have, run};
+use support::tools::{Dockerd, busybox_rootfs_tar, have, run};
 
 /// The test Dockerfile: a build stage, then COPY of a file, a directory and
 /// several files, a WORKDIR-relative destination, ADD of a local tar and
@@ -43,17 +43,7 @@ const BUDGET: &str = "max_wasted_bytes = 0\nmax_duplicate_bytes = 0\n[categories
 /// The base image's root file system (busybox and sh) as a tar, and the build
 /// context with the Dockerfile.
 fn context(dir: &Path) -> (PathBuf, PathBuf) {
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
-    let base = dir.join("base.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&base)
-        .arg("."));
+    let base = busybox_rootfs_tar(dir);
 
     let ctx = dir.join("ctx");
     let f = |name: &str, bytes: usize, fill: u8| {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::tools::{Containers, Dockerd, have, run};
+use support::tools::{Containers, Dockerd, busybox_rootfs_tar, have, run};
 use support::{json, u};
 
 /// What the test put in, layer by layer: regular files as (path, bytes);
@@ -137,17 +137,7 @@ fn figures(v: &Value) -> (Value, Value) {
 /// The base image's root file system (busybox and sh) as a tar, and the build
 /// context with the Dockerfile.
 fn context(dir: &Path) -> (PathBuf, PathBuf) {
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
-    let base = dir.join("base.tar");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&base)
-        .arg("."));
+    let base = busybox_rootfs_tar(dir);
     let ctx = dir.join("ctx");
     for (path, bytes) in &Plan::new(0, false).layers[1] {
         let p = ctx.join(path.trim_start_matches('/'));

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::RenderOptions;
 use super::text::{
-    image_label, layer_no, more, recommendation_place, recommendation_title, share,
+    before_after, image_label, layer_no, more, recommendation_place, recommendation_title,
     short_instruction,
 };
 use crate::report::Report;
@@ -33,14 +33,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     )?;
     let e = &r.estimated;
     if e.savings_bytes > 0 {
-        let pair = |before: u64, after: u64| {
-            format!(
-                "{} → {} (-{})",
-                o.bytes(before),
-                o.bytes(after),
-                share(before - after.min(before), before)
-            )
-        };
+        let pair = |before: u64, after: u64| before_after(o, before, after, "→");
         writeln!(
             out,
             "After the fixes below: content (all layers) {}, visible {}, compressed {}.\n",

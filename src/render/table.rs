@@ -8,7 +8,7 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::RenderOptions;
 use super::text::{
-    image_label, layer_no, more, recommendation_place, recommendation_title, share,
+    before_after, image_label, layer_no, more, recommendation_place, recommendation_title,
     short_instruction,
 };
 use crate::history::one_line;
@@ -242,14 +242,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     if e.savings_bytes > 0 {
         // Every figure says which quantity it is: the arrow is content (all
         // layers, what `docker images` counts), then visible and compressed.
-        let pair = |before: u64, after: u64| {
-            format!(
-                "{} -> {} (-{})",
-                o.bytes(before),
-                o.bytes(after),
-                share(before - after.min(before), before)
-            )
-        };
+        let pair = |before: u64, after: u64| before_after(o, before, after, "->");
         s.add_row(vec![
             Cell::new("after fixes"),
             Cell::new(o.bytes(e.content_bytes)),

@@ -174,6 +174,16 @@ pub fn share(part: u64, whole: u64) -> String {
     }
 }
 
+/// A figure before and after the fixes: `213.6 MiB -> 96.7 MiB (-55%)`.
+pub fn before_after(o: &super::RenderOptions, before: u64, after: u64, arrow: &str) -> String {
+    format!(
+        "{} {arrow} {} (-{})",
+        o.bytes(before),
+        o.bytes(after),
+        share(before - after.min(before), before)
+    )
+}
+
 /// How a cut list ends: `(4 more: --top 14 shows them all, or --format json)`.
 pub fn more(hidden: usize, total: usize) -> String {
     format!("({hidden} more: --top {total} shows them all, or --format json)")

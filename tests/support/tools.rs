@@ -199,3 +199,20 @@ impl Containers {
         )
     }
 }
+
+/// A base image's root file system as a tar in `dir`: busybox and `sh`, what
+/// `docker import` / `podman import` turn into a base image here.
+pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    let base = dir.join("base.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&base)
+        .arg("."));
+    base
+}
