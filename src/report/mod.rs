@@ -320,7 +320,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
             Some("--base")
         } else if instruction.trim().is_empty() || created_by.is_none() {
             Some("no-history")
-        } else if is_rootfs(&instruction) {
+        } else if is_rootfs(&instruction) || (i == 0 && is_first_rootfs(&instruction)) {
             Some("rootfs")
         } else {
             None
@@ -501,6 +501,15 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
     }
 }
 
+/// Whether the first layer's record is how a base image's root filesystem is
+/// written when it is not `ADD file:… in /`: BuildKit's `ADD rootfs.tar /`
+/// (`FROM scratch`), or a build script's comment such as Debian's
+/// `# debian.sh --arch 'amd64' out/ 'bookworm' '@1700000000'`.
+fn is_first_rootfs(instruction: &str) -> bool {
+    let words: Vec<&str> = instruction.split_whitespace().collect();
+    instruction.trim_start().starts_with('#') || matches!(words.as_slice(), ["ADD", _, "/"])
+}
+
 /// Whether an instruction adds a root filesystem: `ADD file:<hash> in /`, as
 /// the classic builder and BuildKit record a base image's `ADD rootfs.tar /`.
 fn is_rootfs(instruction: &str) -> bool {
@@ -602,6 +611,37 @@ fn find_cuda_duplicates(visible: &[&Inode], rules: &Rules) -> Vec<CudaFamily> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // See: issue 11 item 3 (advice to edit the RUN of `ADD file:… in /`).
+    #[test]
+    fn rootfs_layers_are_the_base_image() {
+        let cases = [
+            ("ADD file:0a1b2c3d4e in /", true),
+            (
+                "ADD file:ec66641a81e42c7a418237a1fb2de3574b5a0f3ce20db92a4de7abbc7cd11a2b in / ",
+                true,
+            ),
+            ("ADD file:0a1b2c in /app", false),
+            ("COPY file:0a1b2c in /", false),
+            ("ADD rootfs.tar /", false),
+            ("RUN make", false),
+        ];
+        for (instr, want) in cases {
+            assert_eq!(is_rootfs(instr), want, "{instr}");
+        }
+        let first = [
+            ("ADD rootfs.tar /", true),
+            (
+                "# debian.sh --arch 'amd64' out/ 'bookworm' '@1700000000'",
+                true,
+            ),
+            ("ADD app.tar /app", false),
+            ("RUN make", false),
+        ];
+        for (instr, want) in first {
+            assert_eq!(is_first_rootfs(instr), want, "{instr}");
+        }
+    }
 
     #[test]
     fn cuda_family_keys() {
