@@ -67,6 +67,24 @@ fn main() -> std::io::Result<()> {
         m.push(0xff);
         m.extend_from_slice(&b.config);
         put(&root.join("metadata"), &format!("oci-{n}"), &m)?;
+        // A legacy docker-save: no index.json, manifest.json naming blob 0
+        // as its config, whose diff_id is not ASCII (issue 12 item 4).
+        let mut config: serde_json::Value = serde_json::from_slice(&b.config)?;
+        if let Some(ids) = config["rootfs"]["diff_ids"].as_array_mut() {
+            for id in ids.iter_mut() {
+                *id = format!("sha256:a{}", "é".repeat(40)).into();
+            }
+        }
+        let layers: Vec<String> = (0..b.layers.len())
+            .map(|i| format!("{i}/layer.tar"))
+            .collect();
+        let mut d = vec![0xff];
+        d.extend(serde_json::to_vec(
+            &serde_json::json!([{"Config": "0.json", "RepoTags": null, "Layers": layers}]),
+        )?);
+        d.push(0xff);
+        d.extend(serde_json::to_vec(&config)?);
+        put(&root.join("metadata"), &format!("docker-{n}"), &d)?;
     }
     let naive = naive_ml(1).compressible();
     put(

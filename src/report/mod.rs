@@ -64,6 +64,8 @@ pub struct Report {
 pub struct ImageTotals {
     /// Repository and tag, when the archive names the image.
     pub name: Option<String>,
+    /// Image ID: the sha256 of the config as read.
+    pub id: String,
     /// `os/arch[/variant]`.
     pub platform: String,
     /// Archive format.
@@ -453,6 +455,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
     };
     let totals = ImageTotals {
         name: meta.name.clone(),
+        id: meta.image_id.clone(),
         platform: meta.platform.clone(),
         format: meta.format.clone(),
         source: opts.source.clone(),

@@ -16,6 +16,7 @@ use std::io;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::meta::{
     self, ImageConfig, ImageMeta, LayerDesc, MAX_DOC_BYTES, Platform, Selection, Store,
@@ -400,6 +401,8 @@ pub(crate) fn resolve_schema1(
     }
     Ok(ImageMeta {
         name,
+        // Schema 1 has no config blob: the manifest's own digest names it.
+        image_id: crate::layer::sha256_string(&sha2::Sha256::digest(bytes)),
         platform: platform.display(),
         format: "dir".into(),
         config: ImageConfig {
