@@ -247,3 +247,43 @@ fn issue_12_sparse_sizes_cannot_wrap_totals() {
     let v = json(&["analyze", &p]);
     assert_eq!(u(&v, "/image/content_bytes"), 4 * pib);
 }
+
+// See: issue 12 (two tar parsers: plain archives went through the `tar` crate,
+// compressed ones and stdin through mlsize's reader, and they disagreed on a
+// symlink entry whose size field is not zero).
+#[test]
+fn issue_12_one_tar_parser_for_plain_and_compressed_archives() {
+    let image = ImageBuilder::new()
+        .layer("RUN x", |l| l.file("/a", 1000))
+        .docker_archive();
+    let link = |data: bool| {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("link").unwrap();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_link_name("manifest.json").unwrap();
+        // POSIX: the size field of a link carries no data (Go ignores it too).
+        h.set_size(1024);
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        if data {
+            bytes.extend_from_slice(&[b'x'; 1024]);
+        }
+        bytes.extend_from_slice(&image);
+        bytes
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // No data after the link: both read the image.
+    let plain = write(dir.path(), "a.tar", &link(false));
+    let gz = write(dir.path(), "a.tar.gz", &gzip(&link(false)));
+    let a = json(&["analyze", &plain]);
+    let b = json(&["analyze", &gz]);
+    assert_eq!(u(&a, "/image/visible_bytes"), 1000);
+    assert_eq!(a["layers"], b["layers"], "the same bytes read the same way");
+    // 1024 bytes after it are not the link's: both refuse them alike.
+    let plain = write(dir.path(), "b.tar", &link(true));
+    let gz = write(dir.path(), "b.tar.gz", &gzip(&link(true)));
+    let ep = fails(&["analyze", &plain]);
+    let eg = fails(&["analyze", &gz]);
+    assert!(ep.contains("corrupt tar archive"), "{ep}");
+    assert!(eg.contains("tar"), "{eg}");
+}

@@ -860,7 +860,7 @@ impl BlobReader {
 
     /// Moves forward by up to `n` bytes, seeking when they are not buffered;
     /// returns how far it moved (less than `n` only at the end of the window).
-    fn skip(&mut self, n: u64) -> io::Result<u64> {
+    pub fn skip(&mut self, n: u64) -> io::Result<u64> {
         let buffered = (self.hi - self.lo) as u64;
         if n <= buffered {
             self.lo += n as usize;

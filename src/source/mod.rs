@@ -23,7 +23,7 @@ mod stream;
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -804,37 +804,55 @@ struct TarStore {
 impl TarStore {
     /// Reads only the headers of the archive (data is skipped by seeking).
     fn index(origin: &str, f: File) -> Result<TarStore> {
+        // The project's own tar reader, as for streamed archives and layers,
+        // so the same rules apply on every path: headers are read, data is
+        // skipped by seeking.
         let file_len = f.metadata().map_err(|e| Error::io(origin, e))?.len();
-        let mut archive = tar::Archive::new(BufReader::with_capacity(64 * 1024, f));
+        let reader =
+            crate::layer::BlobReader::new(f, 0, file_len).map_err(|e| Error::io(origin, e))?;
+        let mut stream = crate::layer::tar::TarStream::new(reader, Default::default());
         let mut members = HashMap::new();
         let mut order = Vec::new();
-        let entries = archive
-            .entries_with_seek()
-            .map_err(|e| Error::format(origin, format!("cannot read the tar archive: {e}")))?;
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| Error::format(origin, format!("corrupt tar archive: {e}")))?;
-            let name = meta::normalize_member(&String::from_utf8_lossy(&entry.path_bytes()));
-            let kind = entry.header().entry_type();
-            let member = if kind.is_file() || kind == tar::EntryType::Continuous {
-                // A member cut short by truncation is kept as declared: the
-                // layer reader reports exactly how much is missing.
-                Member::File {
-                    offset: entry.raw_file_position(),
-                    size: entry.size(),
+        loop {
+            let h = match stream.next_header() {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(Error::format(
+                        origin,
+                        format!(
+                            "archive truncated in a header at offset {} (the file was cut short: save or copy it again)",
+                            stream.position()
+                        ),
+                    ));
                 }
-            } else if kind.is_symlink() || kind.is_hard_link() {
-                let target = entry.link_name_bytes().unwrap_or_default();
-                let target = String::from_utf8_lossy(&target).to_string();
-                let resolved = if kind.is_symlink() && !target.starts_with('/') {
-                    let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
-                    meta::normalize_member(&format!("{dir}/{target}"))
-                } else {
-                    meta::normalize_member(&target)
-                };
-                Member::Link(resolved)
-            } else {
-                continue;
+                Err(e) => {
+                    return Err(Error::format(origin, format!("corrupt tar archive: {e}")));
+                }
+            };
+            let name = meta::normalize_member(&String::from_utf8_lossy(&h.path));
+            use crate::layer::tar::Kind;
+            let member = match h.kind {
+                Kind::File => Member::File {
+                    offset: stream.position(),
+                    size: h.size,
+                },
+                Kind::Symlink | Kind::HardLink => {
+                    let target = String::from_utf8_lossy(&h.link).to_string();
+                    let resolved = if h.kind == Kind::Symlink && !target.starts_with('/') {
+                        let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
+                        meta::normalize_member(&format!("{dir}/{target}"))
+                    } else {
+                        meta::normalize_member(&target)
+                    };
+                    Member::Link(resolved)
+                }
+                _ => {
+                    stream
+                        .skip_data(|r, n| r.skip(n))
+                        .map_err(|e| Error::format(origin, format!("corrupt tar archive: {e}")))?;
+                    continue;
+                }
             };
             // An archive cut short (`head -c`, a partial copy) ends inside a
             // member: say so, as the stream reader does for the same bytes,
@@ -850,6 +868,9 @@ impl TarStore {
                     ),
                 ));
             }
+            stream
+                .skip_data(|r, n| r.skip(n))
+                .map_err(|e| Error::format(origin, format!("corrupt tar archive: {e}")))?;
             order.push(name.clone());
             members.insert(name, member);
         }
