@@ -754,6 +754,18 @@ impl ImageSource for DirStore {
     }
 }
 
+/// The member an archive's symlink or hard link entry points at: a relative
+/// symlink target is resolved against the link's directory.
+pub(crate) fn link_member(name: &str, h: &crate::layer::tar::Header) -> String {
+    let target = String::from_utf8_lossy(&h.link);
+    if h.kind == crate::layer::tar::Kind::Symlink && !target.starts_with('/') {
+        let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
+        meta::normalize_member(&format!("{dir}/{target}"))
+    } else {
+        meta::normalize_member(&target)
+    }
+}
+
 /// A metadata document from a host file (`None` when there is no such file),
 /// refused past [`MAX_DOC_BYTES`]; `name` is how the error names it.
 fn read_host_doc(origin: &str, name: &str, p: &Path) -> Result<Option<Vec<u8>>> {
@@ -837,16 +849,7 @@ impl TarStore {
                     offset: stream.position(),
                     size: h.size,
                 },
-                Kind::Symlink | Kind::HardLink => {
-                    let target = String::from_utf8_lossy(&h.link).to_string();
-                    let resolved = if h.kind == Kind::Symlink && !target.starts_with('/') {
-                        let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
-                        meta::normalize_member(&format!("{dir}/{target}"))
-                    } else {
-                        meta::normalize_member(&target)
-                    };
-                    Member::Link(resolved)
-                }
+                Kind::Symlink | Kind::HardLink => Member::Link(link_member(&name, &h)),
                 _ => {
                     stream
                         .skip_data(|r, n| r.skip(n))

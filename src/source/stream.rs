@@ -302,13 +302,7 @@ fn pass<R: BufRead + Send>(
             let name = meta::normalize_member(&String::from_utf8_lossy(&h.path));
             match h.kind {
                 Kind::Symlink | Kind::HardLink => {
-                    let target = String::from_utf8_lossy(&h.link).to_string();
-                    let resolved = if h.kind == Kind::Symlink && !target.starts_with('/') {
-                        let dir = name.rsplit_once('/').map(|x| x.0).unwrap_or("");
-                        meta::normalize_member(&format!("{dir}/{target}"))
-                    } else {
-                        meta::normalize_member(&target)
-                    };
+                    let resolved = super::link_member(&name, &h);
                     store.order.push(name.clone());
                     store.links.insert(name, resolved);
                     continue;
