@@ -581,14 +581,19 @@ fn normalize_index(doc: &Doc, v: &mut Value) -> Result<()> {
             normalize_descriptor(doc, d, &format!("manifests[{i}]"))?;
         }
     }
-    if let Some(s) = m.get_mut("subject") {
-        if s.is_null() {
+    normalize_subject(doc, m)
+}
+
+/// The optional `subject` descriptor of an index or manifest (`null` is absent).
+fn normalize_subject(doc: &Doc, m: &mut serde_json::Map<String, Value>) -> Result<()> {
+    match m.get_mut("subject") {
+        Some(s) if s.is_null() => {
             m.remove("subject");
-        } else {
-            normalize_descriptor(doc, s, "subject")?;
+            Ok(())
         }
+        Some(s) => normalize_descriptor(doc, s, "subject"),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn normalize_manifest(doc: &Doc, v: &mut Value) -> Result<()> {
@@ -611,14 +616,7 @@ fn normalize_manifest(doc: &Doc, v: &mut Value) -> Result<()> {
         }
     }
     string_map(m, "annotations");
-    if let Some(s) = m.get_mut("subject") {
-        if s.is_null() {
-            m.remove("subject");
-        } else {
-            normalize_descriptor(doc, s, "subject")?;
-        }
-    }
-    Ok(())
+    normalize_subject(doc, m)
 }
 
 /// An image config, Docker's or OCI's. `diff_ids` are checked later, by
