@@ -146,24 +146,10 @@ fn gnu_sparse_file_counts_its_apparent_size() {
     // GNU tar 1.34: `truncate -s 1M f && echo x >> f && tar --sparse -cf s.tar f`
     // is exercised in src/layer/tar.rs; here a sparse entry built by hand goes
     // through the whole pipeline.
-    let mut h = tar::Header::new_gnu();
-    h.set_path("sparse.bin").unwrap();
-    h.set_entry_type(tar::EntryType::GNUSparse);
-    h.set_size(512);
-    {
-        let g = h.as_gnu_mut().unwrap();
-        // One data segment: 512 bytes at offset 1 MiB; real size 1 MiB + 512.
-        let octal = |v: u64, field: &mut [u8]| {
-            let s = format!("{:0width$o}\0", v, width = field.len() - 1);
-            field.copy_from_slice(s.as_bytes());
-        };
-        octal(1 << 20, &mut g.sparse[0].offset);
-        octal(512, &mut g.sparse[0].numbytes);
-        octal((1 << 20) + 512, &mut g.realsize);
-    }
-    h.set_cksum();
+    // One data segment: 512 bytes at offset 1 MiB; real size 1 MiB + 512.
     let img = ImageBuilder::new().layer("ADD s /", |l| {
-        l.raw(h.as_bytes()).raw(&[7u8; 512]).raw(&[0u8; 1024])
+        l.raw(&sparse_entry("sparse.bin", 1 << 20, (1 << 20) + 512))
+            .raw(&[0u8; 1024])
     });
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "sparse.tar", &img.oci_archive());
@@ -176,9 +162,9 @@ fn gnu_sparse_file_counts_its_apparent_size() {
     );
 }
 
-/// A GNU sparse entry that stores 512 bytes and declares `realsize`
-/// (base-256 encoded, as tar writes sizes past 8 GiB).
-fn sparse_entry(name: &str, realsize: u64) -> Vec<u8> {
+/// A GNU sparse entry that stores 512 bytes at `offset` and declares
+/// `realsize` (octal, or base-256 past 8 GiB as tar writes it).
+fn sparse_entry(name: &str, offset: u64, realsize: u64) -> Vec<u8> {
     let mut h = tar::Header::new_gnu();
     h.set_path(name).unwrap();
     h.set_entry_type(tar::EntryType::GNUSparse);
@@ -189,12 +175,16 @@ fn sparse_entry(name: &str, realsize: u64) -> Vec<u8> {
             let s = format!("{:0width$o}\0", v, width = field.len() - 1);
             field.copy_from_slice(s.as_bytes());
         };
-        octal(0, &mut g.sparse[0].offset);
+        octal(offset, &mut g.sparse[0].offset);
         octal(512, &mut g.sparse[0].numbytes);
-        let mut real = [0u8; 12];
-        real[0] = 0x80;
-        real[4..].copy_from_slice(&realsize.to_be_bytes());
-        g.realsize.copy_from_slice(&real);
+        if realsize < 1 << 33 {
+            octal(realsize, &mut g.realsize);
+        } else {
+            let mut real = [0u8; 12];
+            real[0] = 0x80;
+            real[4..].copy_from_slice(&realsize.to_be_bytes());
+            g.realsize.copy_from_slice(&real);
+        }
     }
     h.set_cksum();
     let mut out = h.as_bytes().to_vec();
@@ -209,9 +199,9 @@ fn issue_12_sparse_sizes_cannot_wrap_totals() {
     let dir = tempfile::tempdir().unwrap();
     let big = (1u64 << 63) - 1;
     let img = ImageBuilder::new().layer("ADD s /", |l| {
-        l.raw(&sparse_entry("a.bin", big))
-            .raw(&sparse_entry("b.bin", big))
-            .raw(&sparse_entry("c.bin", big))
+        l.raw(&sparse_entry("a.bin", 0, big))
+            .raw(&sparse_entry("b.bin", 0, big))
+            .raw(&sparse_entry("c.bin", 0, big))
             .raw(&[0u8; 1024])
     });
     let p = write(dir.path(), "sparse.tar", &img.oci_archive());
@@ -228,7 +218,7 @@ fn issue_12_sparse_sizes_cannot_wrap_totals() {
     let pib = 1u64 << 50;
     let img = ImageBuilder::new().layer("ADD s /", |l| {
         (0..5)
-            .fold(l, |l, i| l.raw(&sparse_entry(&format!("f{i}"), pib)))
+            .fold(l, |l, i| l.raw(&sparse_entry(&format!("f{i}"), 0, pib)))
             .raw(&[0u8; 1024])
     });
     let p = write(dir.path(), "five.tar", &img.oci_archive());
@@ -240,7 +230,7 @@ fn issue_12_sparse_sizes_cannot_wrap_totals() {
     // Four fit: the report is exact.
     let img = ImageBuilder::new().layer("ADD s /", |l| {
         (0..4)
-            .fold(l, |l, i| l.raw(&sparse_entry(&format!("f{i}"), pib)))
+            .fold(l, |l, i| l.raw(&sparse_entry(&format!("f{i}"), 0, pib)))
             .raw(&[0u8; 1024])
     });
     let p = write(dir.path(), "four.tar", &img.oci_archive());
