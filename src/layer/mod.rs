@@ -1066,6 +1066,14 @@ pub fn hash_indexed(
         runs.par_iter()
             .with_max_len(1)
             .map_init(Vec::new, |buf, run| {
+                // Another layer failed: stop at the next run.
+                if opts
+                    .cancel
+                    .as_ref()
+                    .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                {
+                    return Err(CANCELLED.to_string());
+                }
                 if buf.is_empty() {
                     buf.resize(HASH_READ_BYTES, 0);
                 }
@@ -1244,6 +1252,18 @@ mod tests {
         let reader = BlobReader::new(f.try_clone().unwrap(), 1234, tar.len() as u64).unwrap();
         let ix = index_plain_layer(reader, o).unwrap();
         hash_indexed(ix, &f, 1234, o).unwrap()
+    }
+
+    #[test]
+    fn hashing_an_index_stops_when_another_layer_failed() {
+        let tar = layer_tar();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&tar).unwrap();
+        let mut o = opts(None);
+        let reader = BlobReader::new(f.try_clone().unwrap(), 0, tar.len() as u64).unwrap();
+        let ix = index_plain_layer(reader, &o).unwrap();
+        o.cancel = Some(Arc::new(AtomicBool::new(true)));
+        assert_eq!(hash_indexed(ix, &f, 0, &o).unwrap_err(), CANCELLED);
     }
 
     #[test]

@@ -11,19 +11,20 @@
 //! so selection, verification and scanning are those of every other input.
 //! Schema 1 has no config and no diff_ids: [`resolve_schema1`] converts it.
 
-use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use sha2::Digest as _;
 
+use super::layout::{host_blob, host_file_bytes, read_host_doc};
 use super::meta::{
     self, ImageConfig, ImageMeta, LayerDesc, MAX_DOC_BYTES, Platform, Selection, Store,
 };
-use super::{BlobFile, ImageSource, LoadOptions, LoadedImage, scan_seekable, verify_layers};
+use super::{Blob, RandomAccess};
 use crate::error::{Error, Result};
 use crate::history::HistoryEntry;
+use crate::layer::LayerScan;
 
 /// What `version` starts with in every layout this reader knows (1.0, 1.1).
 const VERSION_PREFIX: &str = "Directory Transport Version: 1.";
@@ -166,20 +167,6 @@ impl DirTransport {
             other => other,
         }
     }
-
-    fn blob_file(&self, name: &str) -> io::Result<BlobFile> {
-        // Layer blobs are bare hex names (see `resolve`); nothing else is opened.
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "invalid blob name"));
-        }
-        let file = File::open(self.root.join(name))?;
-        let len = file.metadata()?.len();
-        Ok(BlobFile {
-            file,
-            start: 0,
-            len,
-        })
-    }
 }
 
 impl Store for DirTransport {
@@ -199,10 +186,10 @@ impl Store for DirTransport {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        super::read_host_doc(&self.origin, &name, &p)
+        read_host_doc(&self.origin, &name, &p)
     }
     fn size_of(&self, path: &str) -> Option<u64> {
-        super::host_file_bytes(&self.host_file(path)?)
+        host_file_bytes(&self.host_file(path)?)
     }
     fn origin(&self) -> &str {
         &self.origin
@@ -215,16 +202,30 @@ impl Store for DirTransport {
     }
 }
 
-impl ImageSource for DirTransport {
-    fn metadata(self: Box<Self>, opts: &LoadOptions) -> Result<ImageMeta> {
-        self.resolve(&opts.selection)
+impl RandomAccess for DirTransport {
+    fn origin(&self) -> &str {
+        &self.origin
     }
 
-    fn load(self: Box<Self>, opts: &LoadOptions) -> Result<LoadedImage> {
-        let mut meta = self.resolve(&opts.selection)?;
-        let scans = scan_seekable(&self.origin, &meta, opts, |blob| self.blob_file(blob))?;
-        verify_layers(&self.origin, &meta, &scans, opts.selection.verify)?;
-        // Schema 1 declares no diff_ids; the verified read measured them.
+    fn resolve(&self, sel: &Selection) -> Result<ImageMeta> {
+        DirTransport::resolve(self, sel)
+    }
+
+    fn positioned(&self) -> bool {
+        true
+    }
+
+    fn open_blob(&self, layer: &LayerDesc) -> io::Result<Blob> {
+        // Layer blobs are bare hex names (see `resolve`); nothing else is opened.
+        let name = &layer.blob;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "invalid blob name"));
+        }
+        host_blob(&self.root.join(name))
+    }
+
+    /// Schema 1 declares no diff_ids; the verified read measured them.
+    fn complete(&self, meta: &mut ImageMeta, scans: &[LayerScan]) {
         if self.schema1 && scans.iter().all(|s| s.diff_id.is_some()) {
             let ids: Vec<String> = scans.iter().filter_map(|s| s.diff_id.clone()).collect();
             for (l, id) in meta.layers.iter_mut().zip(&ids) {
@@ -232,11 +233,6 @@ impl ImageSource for DirTransport {
             }
             meta.config.rootfs.diff_ids = ids;
         }
-        Ok(LoadedImage {
-            meta,
-            scans,
-            verified: opts.selection.verify,
-        })
     }
 }
 

@@ -1,0 +1,409 @@
+//! The loader: one for every source. It plans which blobs to read (each
+//! once, largest first), indexes uncompressed ones from their headers when
+//! the source can read at an offset, takes part in the size census, scans,
+//! assembles the layers in order and verifies every blob against its
+//! descriptor and diff_id. A sequential source's one pass is in `pass.rs`.
+
+mod pass;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use super::meta::{ImageMeta, LayerDesc, short_digest};
+use super::shared::{LayerSizes, Tally};
+use super::{Blob, LoadOptions, LoadedImage, RandomAccess, Sequential};
+use crate::error::{Error, Result};
+use crate::layer::{
+    BlobReader, Compression, LayerIndex, LayerScan, ReadBudget, ScanOptions,
+    count_plain_file_sizes, hash_indexed, index_plain_layer, scan_layer,
+};
+
+/// What reading a blob gave, by the blob's name.
+type Scans = HashMap<String, Result<LayerScan, String>>;
+
+/// Loads the selected image of a random-access source.
+pub(super) fn load_random(src: &dyn RandomAccess, opts: &LoadOptions) -> Result<LoadedImage> {
+    let mut meta = src.resolve(&opts.selection)?;
+    let origin = src.origin();
+    let mut scans = scan_random(src, &meta, opts)?;
+    let scans = assemble(origin, &meta, |blob, last| take(&mut scans, blob, last))?;
+    verify_layers(origin, &meta, &scans, opts.selection.verify)?;
+    src.complete(&mut meta, &scans);
+    Ok(LoadedImage {
+        meta,
+        scans,
+        verified: opts.selection.verify,
+    })
+}
+
+/// Loads the selected image of a sequential source: one pass scans every
+/// blob, then the documents it kept pick the layers.
+pub(super) fn load_sequential(src: Sequential, opts: &LoadOptions) -> Result<LoadedImage> {
+    // One pass over a stream cannot know file sizes in advance.
+    if let Some(seat) = &opts.census {
+        seat.contribute(None);
+    }
+    let super::stream::Opened {
+        origin,
+        tar,
+        compression,
+    } = src.open()?;
+    let (store, mut scans) = pass::pass(&origin, tar, opts)?;
+    let mut meta = super::meta::resolve(&store, &opts.selection)?;
+    meta.format = compression.format(&meta.format);
+    let scans = assemble(&origin, &meta, |blob, last| {
+        let key = store.resolve_name(blob);
+        match take(&mut scans, &key, last) {
+            Some(r) => Some(r),
+            None if store.is_doc(&key) => Some(Err(format!("blob '{blob}' is JSON, not a layer"))),
+            None => None,
+        }
+    })?;
+    verify_layers(&origin, &meta, &scans, opts.selection.verify)?;
+    Ok(LoadedImage {
+        meta,
+        scans,
+        verified: opts.selection.verify,
+    })
+}
+
+/// A blob's scan: cloned while a later layer still uses the blob, taken by
+/// the last one.
+fn take(scans: &mut Scans, blob: &str, last: bool) -> Option<Result<LayerScan, String>> {
+    if last {
+        scans.remove(blob)
+    } else {
+        scans.get(blob).cloned()
+    }
+}
+
+/// Puts the scans in layer order. `scan_of(blob, last)` gives a blob's scan
+/// (`last`: no later layer uses that blob). The error reported is the one
+/// that stopped the other readers, not one of the stops.
+fn assemble(
+    origin: &str,
+    meta: &ImageMeta,
+    mut scan_of: impl FnMut(&str, bool) -> Option<Result<LayerScan, String>>,
+) -> Result<Vec<LayerScan>> {
+    let mut last_use: HashMap<&str, usize> = HashMap::new();
+    for (i, l) in meta.layers.iter().enumerate() {
+        last_use.insert(&l.blob, i);
+    }
+    let mut scans = Vec::with_capacity(meta.layers.len());
+    let mut first_error: Option<(usize, String)> = None;
+    for (i, l) in meta.layers.iter().enumerate() {
+        let what = match scan_of(&l.blob, last_use[l.blob.as_str()] == i) {
+            Some(Ok(s)) => {
+                scans.push(s);
+                continue;
+            }
+            Some(Err(what)) => what,
+            None => format!("blob '{}' is missing from the archive", l.blob),
+        };
+        if !what.contains(crate::layer::CANCELLED) {
+            return Err(layer_error(origin, meta, i, what));
+        }
+        first_error.get_or_insert((i, what));
+    }
+    match first_error {
+        Some((i, what)) => Err(layer_error(origin, meta, i, what)),
+        None => Ok(scans),
+    }
+}
+
+/// Checks each layer's scan against its descriptor and the config's diff_id.
+pub(super) fn verify_layers(
+    origin: &str,
+    meta: &ImageMeta,
+    scans: &[LayerScan],
+    verify: bool,
+) -> Result<()> {
+    let count = meta.layers.len();
+    for (i, (desc, scan)) in meta.layers.iter().zip(scans).enumerate() {
+        let label = layer_label(meta, i);
+        if let Some(size) = desc.size
+            && scan.compressed_bytes != size
+        {
+            let what = if scan.compressed_bytes < size {
+                format!(
+                    "blob truncated: read {} of {size} bytes",
+                    scan.compressed_bytes
+                )
+            } else {
+                format!(
+                    "blob is {} bytes but its descriptor says {size}",
+                    scan.compressed_bytes
+                )
+            };
+            return Err(Error::Layer {
+                path: origin.into(),
+                index: i + 1,
+                count,
+                digest: label,
+                what,
+            });
+        }
+        if !verify {
+            continue;
+        }
+        if let (Some(expected), Some(found)) = (&desc.digest, &scan.blob_digest)
+            && expected.starts_with("sha256:")
+            && expected != found
+        {
+            return Err(Error::DigestMismatch {
+                path: origin.into(),
+                what: format!("layer {}/{count} ({label}) blob", i + 1),
+                expected: expected.clone(),
+                found: found.clone(),
+            });
+        }
+        if let (Some(expected), Some(found)) = (&desc.diff_id, &scan.diff_id)
+            && expected != found
+        {
+            return Err(Error::DigestMismatch {
+                path: origin.into(),
+                what: format!("layer {}/{count} ({label}) diff_id", i + 1),
+                expected: expected.clone(),
+                found: found.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `sha256:0123456789ab` naming a layer in messages.
+pub fn layer_label(meta: &ImageMeta, i: usize) -> String {
+    let d = &meta.layers[i];
+    d.digest
+        .as_deref()
+        .or(d.diff_id.as_deref())
+        .map(short_digest)
+        .unwrap_or_else(|| d.blob.clone())
+}
+
+pub(super) fn layer_error(origin: &str, meta: &ImageMeta, i: usize, what: String) -> Error {
+    Error::Layer {
+        path: origin.into(),
+        index: i + 1,
+        count: meta.layers.len(),
+        digest: layer_label(meta, i),
+        what,
+    }
+}
+
+fn blob_error(blob: &str, e: io::Error) -> String {
+    if e.kind() == io::ErrorKind::NotFound {
+        format!("blob '{blob}' is missing from the archive")
+    } else {
+        format!("cannot read blob '{blob}': {e}")
+    }
+}
+/// What makes two images' layers the same layer for the scan cache and the
+/// size census: the diff_id, the blob digest and size. The same content
+/// stored differently (another compression) is another blob: its size and
+/// digest need their own read.
+fn shared_key(l: &LayerDesc) -> Option<String> {
+    let d = l.diff_id.as_deref()?;
+    Some(format!(
+        "{d} {} {:?}",
+        l.digest.as_deref().unwrap_or("-"),
+        l.size
+    ))
+}
+
+/// What the headers of an uncompressed blob told before its data is read.
+enum Indexed {
+    /// The whole index (for reads without verification).
+    Entries(LayerIndex),
+    /// Only how many regular files have each size (verified reads).
+    Sizes(HashMap<u64, u32>),
+    /// Counting gave up: the image has so many small files that counting
+    /// them costs about a second read (see `count_plain_file_sizes`).
+    Dense,
+}
+
+/// Indexes a blob when it is an uncompressed tar in a file; `Ok(None)` when
+/// it is compressed or a stream.
+fn index_if_plain(
+    blob: Blob,
+    scan: &ScanOptions,
+    budget: &ReadBudget,
+) -> Result<Option<Indexed>, String> {
+    let Blob::File { file, start, len } = blob else {
+        return Ok(None);
+    };
+    let mut reader = BlobReader::new(file, start, len).map_err(|e| format!("read failed: {e}"))?;
+    let head = io::BufRead::fill_buf(&mut reader).map_err(|e| format!("read failed: {e}"))?;
+    if !head.is_empty() && Compression::sniff(head).map_err(|e| e.to_string())? != Compression::None
+    {
+        return Ok(None);
+    }
+    if scan.verify {
+        let mut sizes = HashMap::new();
+        return Ok(Some(
+            if count_plain_file_sizes(reader, &mut sizes, budget)? {
+                Indexed::Sizes(sizes)
+            } else {
+                Indexed::Dense
+            },
+        ));
+    }
+    index_plain_layer(reader, scan).map(|ix| Some(Indexed::Entries(ix)))
+}
+
+/// Reads every distinct blob of the selected layers once, largest first,
+/// `threads` at a time; the scans by blob name.
+///
+/// When the source reads at offsets, uncompressed blobs are first indexed
+/// from their headers. When content is hashed and every blob is
+/// uncompressed, their file sizes go to the size census and only the files
+/// whose size repeats are hashed. Without verification, an indexed blob's
+/// data is then read only for those files; with it, every blob is streamed
+/// whole.
+fn scan_random(src: &dyn RandomAccess, meta: &ImageMeta, opts: &LoadOptions) -> Result<Scans> {
+    let origin = src.origin();
+    let mut unique: Vec<(usize, u64)> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = Default::default();
+    for (i, l) in meta.layers.iter().enumerate() {
+        if seen.insert(l.blob.as_str()) {
+            unique.push((i, l.size.unwrap_or(0)));
+        }
+    }
+    // Every blob is counted once at its full size, whether it is streamed
+    // or indexed from its headers (see ScanOptions::progress).
+    if let Some(total) = &opts.progress_total
+        && meta.layers.iter().all(|l| l.size.is_some())
+    {
+        total.store(unique.iter().map(|u| u.1).sum(), Ordering::Relaxed);
+    }
+    // Longest job first keeps the critical path short.
+    unique.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start threads: {e}")))?;
+    let verify = opts.scan.verify;
+    let open = |i: usize| {
+        let l = &meta.layers[i];
+        src.open_blob(l).map_err(|e| blob_error(&l.blob, e))
+    };
+
+    // Phase 1: index uncompressed blobs from their headers: for the size
+    // census, and, without verification, to read no more than needed.
+    let indexed: Mutex<HashMap<usize, Result<Option<Indexed>, String>>> = Mutex::default();
+    let budget = ReadBudget::for_image(unique.iter().map(|u| u.1).sum());
+    if src.positioned() && (opts.scan.hash_content || !verify) {
+        pool.scope_fifo(|s| {
+            for &(i, _) in &unique {
+                let (indexed, open, budget) = (&indexed, &open, &budget);
+                s.spawn_fifo(move |_| {
+                    let r = open(i).and_then(|b| index_if_plain(b, &opts.scan, budget));
+                    if let Ok(mut m) = indexed.lock() {
+                        m.insert(i, r);
+                    }
+                });
+            }
+        });
+    }
+    let mut indexed = indexed
+        .into_inner()
+        .map_err(|_| Error::Usage("a layer worker panicked".into()))?;
+    // Without verification an index error is the layer's error; with it, the
+    // full read below reports what is wrong (a digest mismatch comes first).
+    if !verify {
+        for (i, _) in &unique {
+            if let Some(Err(what)) = indexed.get(i) {
+                return Err(layer_error(origin, meta, *i, what.clone()));
+            }
+        }
+    }
+    let all_indexed = opts.scan.hash_content
+        && unique.iter().all(|(i, _)| {
+            matches!(
+                indexed.get(i),
+                Some(Ok(Some(Indexed::Entries(_) | Indexed::Sizes(_))))
+            )
+        });
+    let layer_sizes: Option<Vec<LayerSizes>> = all_indexed.then(|| {
+        let mut out = Vec::new();
+        for (i, _) in &unique {
+            let l = &meta.layers[*i];
+            let key = shared_key(l).unwrap_or_else(|| format!("{} in {origin}", l.blob));
+            match indexed.get(i) {
+                Some(Ok(Some(Indexed::Entries(ix)))) => out.push((key, ix.size_counts())),
+                Some(Ok(Some(Indexed::Sizes(sizes)))) => out.push((key, sizes.clone())),
+                _ => {}
+            }
+        }
+        out
+    });
+    let hash_sizes = match &opts.census {
+        Some(seat) => {
+            seat.contribute(layer_sizes.as_deref());
+            seat.sizes_to_hash()
+        }
+        None => layer_sizes.map(|l| {
+            let mut tally = Tally::default();
+            tally.add(&l);
+            tally.repeated()
+        }),
+    };
+    let mut scan_opts = opts.scan.clone();
+    scan_opts.hash_sizes = hash_sizes;
+    // The first failed read stops the others (and, in a diff, the other
+    // image's, which shares the flag).
+    let cancel = scan_opts
+        .cancel
+        .get_or_insert_with(Default::default)
+        .clone();
+    // Verification reads every byte anyway: the stream below does.
+    if verify {
+        indexed.clear();
+    }
+    let indexed = Mutex::new(indexed);
+
+    // Phase 2: read (and hash) what is needed, blob by blob.
+    let results: Mutex<Scans> = Mutex::new(HashMap::new());
+    pool.scope_fifo(|s| {
+        for &(i, _) in &unique {
+            let (results, indexed, open, scan_opts, cancel) =
+                (&results, &indexed, &open, &scan_opts, &cancel);
+            s.spawn_fifo(move |_| {
+                let read = || {
+                    let ix = indexed.lock().ok().and_then(|mut m| m.remove(&i));
+                    match (ix, open(i)?) {
+                        (Some(Ok(Some(Indexed::Entries(ix)))), Blob::File { file, start, .. }) => {
+                            hash_indexed(ix, &file, start, scan_opts)
+                        }
+                        (_, blob) => {
+                            let (r, len) = blob
+                                .into_reader()
+                                .map_err(|e| blob_error(&meta.layers[i].blob, e))?;
+                            scan_layer(r, len, scan_opts)
+                        }
+                    }
+                };
+                let shared = opts
+                    .cache
+                    .as_ref()
+                    .zip(shared_key(&meta.layers[i]))
+                    .and_then(|(c, key)| c.cell(&key));
+                let r = match shared {
+                    Some(cell) => cell.get_or_init(read).clone(),
+                    None => read(),
+                };
+                if r.is_err() {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                if let Ok(mut m) = results.lock() {
+                    m.insert(meta.layers[i].blob.clone(), r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .map_err(|_| Error::Usage("a layer worker panicked".into()))
+}
