@@ -181,6 +181,7 @@ pub fn open_reader(name: &str, reader: Box<dyn Read + Send>) -> Source {
 /// Opens `input` (`-` for standard input) as an image source, detecting its format.
 pub fn open(input: &str) -> Result<Source> {
     if input == "-" {
+        widen_pipe(&io::stdin());
         return Ok(open_reader("-", Box::new(io::stdin())));
     }
     let path = PathBuf::from(input);
@@ -235,6 +236,20 @@ pub fn open(input: &str) -> Result<Source> {
     Ok(Source::Random(Box::new(archive::TarArchive::index(
         input, f,
     )?)))
+}
+
+/// Asks for a 1 MiB pipe buffer (the most an unprivileged process may set by
+/// default) when `fd` is a pipe. With the default 64 KiB, streaming an image
+/// through `cat image.tar | mlsize analyze -` wakes the reader once per
+/// 64 KiB; anything else (a file, a terminal) is left alone.
+fn widen_pipe(fd: &impl std::os::fd::AsFd) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // Not a pipe, or not allowed: the default buffer still works.
+        let _ = rustix::pipe::fcntl_setpipe_size(fd, 1 << 20);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = fd;
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

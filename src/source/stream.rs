@@ -9,7 +9,8 @@ use std::io::{self, BufRead, BufReader, Read};
 use crate::error::{Error, Result};
 use crate::layer::Compression;
 
-const CHUNK: usize = 64 * 1024;
+/// Read size: a widened pipe (see `widen_pipe`) holds 1 MiB.
+const CHUNK: usize = 1 << 20;
 
 /// The most memory an xz stream may make the decoder allocate: its
 /// dictionary (64 MiB at `xz -9`, at most 1.5 GiB by the format), as zstd's
