@@ -17,7 +17,9 @@
 //! uses, so a registry or daemon source can be added beside them.
 
 mod dir_transport;
+pub mod engine;
 pub mod meta;
+pub mod reference;
 mod stream;
 
 use std::collections::HashMap;
