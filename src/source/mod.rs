@@ -28,9 +28,11 @@
 
 mod archive;
 mod dir_transport;
+pub mod engine;
 mod layout;
 mod load;
 pub mod meta;
+pub mod reference;
 mod shared;
 mod stream;
 

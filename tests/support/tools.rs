@@ -109,14 +109,12 @@ impl Dockerd {
     }
 
     fn ping(&self) -> bool {
-        let Ok(mut s) = UnixStream::connect(self.dir.join("docker.sock")) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut answer = String::new();
-        s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_ok()
-            && s.read_to_string(&mut answer).is_ok()
-            && answer.starts_with("HTTP/1.0 200")
+        ping(&self.socket())
+    }
+
+    /// The daemon's API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
     }
 
     fn log(&self) -> String {
@@ -156,6 +154,18 @@ impl Drop for Dockerd {
     }
 }
 
+/// Whether an Engine API answers `/_ping` on the unix socket `sock`.
+fn ping(sock: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut answer = String::new();
+    s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_ok()
+        && s.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.0 200")
+}
+
 /// A podman/buildah store of the test's own in `dir` (vfs: no mounts to undo).
 pub struct Containers {
     dir: PathBuf,
@@ -190,6 +200,12 @@ impl Containers {
         self.with_store("buildah")
     }
 
+    /// Podman's Docker-compatible API service on this store, listening on
+    /// `dir/podman.sock` (see [`PodmanService`]).
+    pub fn service(&self) -> PodmanService {
+        PodmanService::start(self)
+    }
+
     /// The containers/image reference of an image in this store, for skopeo.
     pub fn reference(&self, name: &str) -> String {
         format!(
@@ -197,6 +213,68 @@ impl Containers {
             self.dir.join("store").display(),
             self.dir.join("run").display()
         )
+    }
+}
+
+/// `podman system service --time=0 unix://SOCK` on a [`Containers`] store,
+/// owned by the test: stopped with SIGTERM (then killed) when dropped, also
+/// when the test fails.
+pub struct PodmanService {
+    child: Child,
+    sock: PathBuf,
+    log: PathBuf,
+}
+
+impl PodmanService {
+    /// Starts the service and waits until it answers `/_ping` (30 s at most).
+    pub fn start(c: &Containers) -> PodmanService {
+        let sock = c.dir.join("podman.sock");
+        let log = c.dir.join("podman-service.log");
+        std::fs::create_dir_all(&c.dir).unwrap();
+        let out = std::fs::File::create(&log).unwrap();
+        let child = c
+            .podman()
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut s = PodmanService { child, sock, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ping(&s.sock) {
+            let log = std::fs::read_to_string(&s.log).unwrap_or_default();
+            assert!(
+                matches!(s.child.try_wait(), Ok(None)),
+                "podman system service exited: {log}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "podman system service not ready in 30 s: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    /// The API socket.
+    pub fn socket(&self) -> &Path {
+        &self.sock
+    }
+}
+
+impl Drop for PodmanService {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
