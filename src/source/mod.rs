@@ -18,6 +18,7 @@
 
 mod dir_transport;
 pub mod meta;
+pub mod registry;
 mod stream;
 
 use std::collections::HashMap;
