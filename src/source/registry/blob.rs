@@ -88,8 +88,12 @@ impl BlobStream {
                 Some(t) => format!("at byte {} of {t}", self.pos),
                 None => format!("at byte {}", self.pos),
             };
+            let timed_out = matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
+                || e.get_ref()
+                    .and_then(|i| i.downcast_ref::<ureq::Error>())
+                    .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)));
             let (kind, what) = match e.kind() {
-                ErrorKind::TimedOut | ErrorKind::WouldBlock => (
+                _ if timed_out => (
                     ErrorKind::TimedOut,
                     format!(
                         "stalled: no data for {} s",

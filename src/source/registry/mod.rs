@@ -613,8 +613,12 @@ impl Inner {
         let too_big = || Error::Format {
             path: self.label.clone(),
             what: format!(
-                "{what} is larger than {} MiB, the most mlsize accepts (is it really a manifest or config?)",
-                max >> 20
+                "{what} is larger than {}, the most mlsize accepts (is it really a manifest or config?)",
+                if max >= 1 << 20 && max.is_multiple_of(1 << 20) {
+                    format!("{} MiB", max >> 20)
+                } else {
+                    format!("{max} bytes")
+                }
             ),
         };
         if content_length(&resp).is_some_and(|n| n > max) {
@@ -775,7 +779,10 @@ fn describe_transport(
 ) -> (std::io::ErrorKind, String) {
     use std::io::ErrorKind as K;
     if is_tls_or_protocol(e) {
-        let hint = if cert_hint {
+        let text = e.to_string();
+        let hint = if text.contains("CaUsedAsEndEntity") {
+            "the registry presents a CA certificate as its own, which rustls refuses: issue it a server certificate signed by that CA (or re-create it with -addext basicConstraints=critical,CA:FALSE), or pass --tls-verify=false"
+        } else if cert_hint {
             "if the registry uses a private CA, pass --cert-dir DIR with its ca.crt (skopeo's layout: DIR/*.crt); --tls-verify=false skips verification"
         } else {
             "check that --cert-dir holds the CA that signed the registry's certificate, or pass --tls-verify=false to skip verification"
