@@ -33,6 +33,7 @@ mod layout;
 mod load;
 pub mod meta;
 pub mod reference;
+pub mod registry;
 mod shared;
 mod stream;
 
