@@ -20,7 +20,8 @@ use crate::report::budget::{Budget, CheckReport};
 use crate::report::{Analysis, ReportOptions, analyze};
 use crate::size::parse_size;
 use crate::source::meta::{ImageMeta, Platform, Selection};
-use crate::source::{LoadOptions, ScanCache, SizeCensus, open};
+use crate::source::registry::{RegistryOptions, creds_from_env, parse_creds};
+use crate::source::{LoadOptions, Opened, ScanCache, SizeCensus, open_reference};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -57,6 +58,8 @@ pub struct InputOptions {
     pub rules: Arc<Rules>,
     /// Show progress on stderr.
     pub progress: bool,
+    /// How registries are reached.
+    pub registry: RegistryOptions,
 }
 
 /// Validates input arguments into options.
@@ -96,12 +99,58 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
         },
         rules,
         progress: !quiet && io::stderr().is_terminal(),
+        registry: registry_options(a)?,
     })
+}
+
+/// Registry options from `--creds`, `--tls-verify`, `--cert-dir` and the
+/// environment.
+fn registry_options(a: &InputArgs) -> Result<RegistryOptions> {
+    let creds = match &a.creds {
+        Some(c) => Some(parse_creds(c)?),
+        None => creds_from_env(),
+    };
+    if let Some(dir) = &a.cert_dir
+        && !dir.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "--cert-dir '{}' is not a directory (it holds ca.crt and other *.crt files, as for skopeo)",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(RegistryOptions {
+        tls_verify: a.tls_verify,
+        cert_dir: a.cert_dir.clone(),
+        creds,
+        ..RegistryOptions::default()
+    })
+}
+
+/// Opens an image argument, applying the image its reference selects
+/// (`oci:DIR:REF`) as `--image` would.
+fn open_input(input: &str, opts: &InputOptions) -> Result<(Opened, LoadOptions)> {
+    let opened = open_reference(input, &opts.registry)?;
+    let mut load = opts.load.clone();
+    if let Some(want) = &opened.image {
+        match &load.selection.image {
+            Some(given) if given != want => {
+                return Err(Error::Usage(format!(
+                    "'{input}' names the image '{want}' but --image asks for '{given}': give one of them"
+                ))
+                .into());
+            }
+            _ => load.selection.image = Some(want.clone()),
+        }
+    }
+    Ok((opened, load))
 }
 
 /// Reads and analyses one image, with progress on stderr when asked.
 pub fn load_analysis(input: &str, opts: &InputOptions, report: &ReportOptions) -> Result<Analysis> {
-    let mut load = opts.load.clone();
+    let (opened, mut load) = open_input(input, opts)?;
+    let mut report = report.clone();
+    report.source = opened.described;
     let read = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
     load.scan.progress = Some(read.clone());
@@ -110,13 +159,13 @@ pub fn load_analysis(input: &str, opts: &InputOptions, report: &ReportOptions) -
     let shown = opts
         .progress
         .then(|| show_progress(input, read, total, done.clone()));
-    let loaded = open(input).and_then(|src| src.load(&load));
+    let loaded = opened.source.load(&load);
     done.store(true, Ordering::Relaxed);
     if let Some(h) = shown {
         let _ = h.join();
     }
     let loaded = loaded?;
-    Ok(analyze(loaded, &opts.rules, report))
+    Ok(analyze(loaded, &opts.rules, &report))
 }
 
 /// Draws the progress of a load on stderr until `done`: a bar with the
@@ -238,7 +287,8 @@ fn clear_on_interrupt(pb: &indicatif::ProgressBar) {
 
 /// Reads only the metadata of an image (for `--base`).
 pub fn load_meta(input: &str, opts: &InputOptions) -> Result<ImageMeta> {
-    Ok(open(input).and_then(|src| src.metadata(&opts.load))?)
+    let (opened, load) = open_input(input, opts)?;
+    Ok(opened.source.metadata(&load)?)
 }
 
 /// Report options shared by every command.

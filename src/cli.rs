@@ -168,6 +168,15 @@ pub struct InputArgs {
     /// Smallest file size for duplicate groups (e.g. 64KiB, 1MB).
     #[arg(long, value_name = "SIZE", default_value = "64KiB")]
     pub dup_min_bytes: String,
+    /// Registry credentials (else MLSIZE_REGISTRY_USER/PASSWORD, then the auth files docker and podman use).
+    #[arg(long, value_name = "USER:PASSWORD", help_heading = "Registry")]
+    pub creds: Option<String>,
+    /// Verify registry TLS certificates [default: true, except for localhost and 127.0.0.1, which may also be plain HTTP].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true, help_heading = "Registry")]
+    pub tls_verify: Option<bool>,
+    /// Directory of extra CA certificates for registries (ca.crt and other *.crt, as for skopeo).
+    #[arg(long, value_name = "DIR", help_heading = "Registry")]
+    pub cert_dir: Option<std::path::PathBuf>,
 }
 
 /// How results are printed.

@@ -456,9 +456,23 @@ fn fails_in(dir: &std::path::Path, args: &[&str], stdin: Option<Vec<u8>>) -> Str
 fn issue_11_errors_name_the_cause_once_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // A name that is no file is an image reference (issue 13): the local
+    // engines are asked first, then the registry, and the error says so.
+    let out = mlsize()
+        .current_dir(d)
+        .env("DOCKER_HOST", format!("unix://{}/none.sock", d.display()))
+        .env(
+            "CONTAINER_HOST",
+            format!("unix://{}/none.sock", d.display()),
+        )
+        .args(["analyze", "127.0.0.1:9/myimage:latest"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
     assert_eq!(
-        fails_in(d, &["analyze", "myimage:latest"], None),
-        "mlsize: 'myimage:latest': no such file or directory; mlsize reads image archives and OCI layouts, so to analyse an image from Docker run 'docker save myimage:latest | mlsize analyze -'\n"
+        String::from_utf8_lossy(&out.stderr),
+        "mlsize: '127.0.0.1:9/myimage:latest': not in a local engine (Docker: no engine answered; Podman: no engine answered), and from the registry: cannot connect to '127.0.0.1:9': connection refused (is a registry listening there?)\n"
     );
     assert_eq!(
         fails_in(d, &["analyze", "app.tar"], None),

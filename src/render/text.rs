@@ -13,10 +13,18 @@ pub fn layer_no(index: usize) -> usize {
     index + 1
 }
 
-/// How an image is named in headers: its `repo:tag` when the input names it
-/// so, else the input with the tag an OCI index gives it (its
+/// How an image is named in headers: a registry or engine reference as read
+/// (`docker://docker.io/library/python:3.11`, `docker-daemon:app:dev`, which
+/// says where a bare name was found); for a file, its `repo:tag` when the
+/// input names it so, else the input with the tag an OCI index gives it (its
 /// `org.opencontainers.image.ref.name`).
 pub fn image_label(name: Option<&str>, source: &str) -> String {
+    if ["docker://", "docker-daemon:", "podman:"]
+        .iter()
+        .any(|t| source.starts_with(t))
+    {
+        return source.to_string();
+    }
     match name {
         Some(n) if n.contains('/') || n.contains(':') => n.to_string(),
         Some(n) => format!("{source} (tag {n})"),
@@ -233,6 +241,10 @@ mod tests {
         assert_eq!(image_label(Some("app:1"), "a.tar"), "app:1");
         assert_eq!(image_label(Some("latest"), "a.tar"), "a.tar (tag latest)");
         assert_eq!(image_label(None, "a.tar"), "a.tar");
+        assert_eq!(
+            image_label(Some("app:dev"), "docker-daemon:app:dev"),
+            "docker-daemon:app:dev"
+        );
     }
 
     #[test]

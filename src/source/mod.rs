@@ -181,6 +181,103 @@ pub fn open_reader(name: &str, reader: Box<dyn Read + Send>) -> Source {
     Source::Sequential(Sequential::new(name.to_string(), reader))
 }
 
+/// An image argument opened ([`open_reference`]).
+pub struct Opened {
+    /// Where the image is read from.
+    pub source: Source,
+    /// What was read, for the report header and JSON `image.source`: the
+    /// argument as typed for a file, else the transport and the canonical
+    /// name (`docker://docker.io/library/python:3.11`, `docker-daemon:app:dev`),
+    /// so that a user never has to guess which source a bare name reached.
+    pub described: String,
+    /// The image the reference selects inside an archive or layout
+    /// (`oci:DIR:REF`, `docker-archive:FILE:NAME`), as `--image` would.
+    pub image: Option<String>,
+}
+
+/// Opens an image argument: a file or directory, `-`, or a reference in
+/// skopeo's transport syntax ([`reference::Reference`]). A bare `NAME[:TAG]`
+/// that is no path is read from the local engine (Docker, then Podman) when
+/// one answers and has it, as dive does, else from its registry.
+pub fn open_reference(arg: &str, registry: &registry::RegistryOptions) -> Result<Opened> {
+    use reference::Reference;
+    let r = Reference::parse(arg)?;
+    let described = r.describe();
+    let opened = |source: Source, image: Option<String>, described: String| Opened {
+        source,
+        described,
+        image,
+    };
+    let host = |p: &std::path::Path| open(&p.to_string_lossy());
+    match r {
+        Reference::Stdin => Ok(opened(open("-")?, None, "-".into())),
+        Reference::Path(p) => Ok(opened(host(&p)?, None, described)),
+        Reference::OciLayout { dir, tag } | Reference::OciArchive { file: dir, tag } => {
+            Ok(opened(host(&dir)?, tag, described))
+        }
+        Reference::DockerArchive { file, name } => Ok(opened(host(&file)?, name, described)),
+        Reference::Registry(name) => open_registry(&name, registry),
+        Reference::Engine { engine, name } => {
+            let e = match engine {
+                reference::EngineKind::Docker => engine::Engine::docker()?,
+                reference::EngineKind::Podman => engine::Engine::podman()?,
+            };
+            let info = e.find_image(&name)?;
+            Ok(opened(export(&e, &info, &described)?, None, described))
+        }
+        Reference::Bare(name) => {
+            let mut tried = Vec::new();
+            for kind in [reference::EngineKind::Docker, reference::EngineKind::Podman] {
+                let e = match kind {
+                    reference::EngineKind::Docker => engine::Engine::docker(),
+                    reference::EngineKind::Podman => engine::Engine::podman(),
+                };
+                // An engine that cannot be asked, or does not have the image,
+                // leaves the name to the next place.
+                match e.and_then(|e| e.find_image(&name).map(|info| (e, info))) {
+                    Ok((e, info)) => {
+                        let described = format!("{}:{name}", kind.transport());
+                        return Ok(opened(export(&e, &info, &described)?, None, described));
+                    }
+                    Err(Error::Selection { .. }) => {
+                        tried.push(format!("{}: no such image", kind.name()))
+                    }
+                    Err(_) => tried.push(format!("{}: no engine answered", kind.name())),
+                }
+            }
+            open_registry(&name, registry).map_err(|e| match e {
+                // Say where else the name was looked for.
+                Error::Io { path, kind, what } => Error::Io {
+                    path,
+                    kind,
+                    what: format!(
+                        "not in a local engine ({}), and from the registry: {what}",
+                        tried.join("; ")
+                    ),
+                },
+                other => other,
+            })
+        }
+    }
+}
+
+/// An engine's export stream as a sequential source.
+fn export(e: &engine::Engine, info: &engine::ImageInfo, described: &str) -> Result<Source> {
+    Ok(open_reader(described, e.export(info)?))
+}
+
+/// An image in a registry, by its name without `docker://`.
+fn open_registry(name: &str, opts: &registry::RegistryOptions) -> Result<Opened> {
+    let r = registry::RegistryRef::parse(name)?;
+    let described = format!("docker://{}", r.display());
+    let image = registry::RegistryImage::open(&r, opts, &described)?;
+    Ok(Opened {
+        source: Source::Random(Box::new(image)),
+        described,
+        image: None,
+    })
+}
+
 /// Opens `input` (`-` for standard input) as an image source, detecting its format.
 pub fn open(input: &str) -> Result<Source> {
     if input == "-" {

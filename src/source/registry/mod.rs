@@ -26,6 +26,7 @@
 mod auth;
 mod blob;
 pub mod creds;
+mod image;
 mod reference;
 
 use std::io::Read;
@@ -40,6 +41,7 @@ use ureq::http::Response;
 use crate::error::{Error, Result};
 use auth::{Challenge, Token};
 pub use creds::{CredentialEnv, Credentials, Lookup, creds_from_env, parse_creds};
+pub(crate) use image::RegistryImage;
 pub use reference::{DOCKER_HUB_HOST, RegistryRef, is_digest};
 
 /// Largest manifest or index accepted (containerd's limit).
