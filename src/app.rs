@@ -402,18 +402,125 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
     };
     let mut report_opts = report_options(&a.input, a.top, &a.image)?;
     report_opts.base_diff_ids = base_diff_ids;
+    check_output_args(&a.output, a.format == Format::Html)?;
     let analysis = load_analysis(&a.image, &opts, &report_opts)?;
-    let report = analysis.report;
+    let report = &analysis.report;
     print_warnings(&report.warnings, a.output.quiet);
     let ro = render_options(&a.output, a.top);
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    match a.format {
-        Format::Table => crate::render::table::render(&report, &ro, &mut out)?,
-        Format::Json => crate::render::json::render(&report, &mut out)?,
-        Format::Markdown => crate::render::markdown::render(&report, &ro, &mut out)?,
-    }
-    out.flush()?;
+    let tree = (a.format == Format::Html || (a.format == Format::Json && a.tree)).then(|| {
+        crate::report::tree::build(
+            &analysis.inodes,
+            &opts.rules,
+            crate::report::tree::NODE_BUDGET,
+        )
+    });
+    write_report(&a.output, |out| match (a.format, &tree) {
+        (Format::Table, _) => crate::render::table::render(report, &ro, out),
+        (Format::Json, None) => crate::render::json::render(report, out),
+        (Format::Json, Some(tree)) => {
+            crate::render::json::render(&crate::render::html::WithTree { report, tree }, out)
+        }
+        (Format::Markdown, _) => crate::render::markdown::render(report, &ro, out),
+        (Format::Html, tree) => {
+            let empty = crate::report::tree::build(&[], &opts.rules, 1);
+            let tree = tree.as_ref().unwrap_or(&empty);
+            crate::render::html::render_analyze(
+                &crate::render::html::WithTree { report, tree },
+                &ro,
+                out,
+            )
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses `--open` with a format that is not a page, before any work.
+fn check_output_args(o: &OutputArgs, html: bool) -> Result<()> {
+    if o.open && !html {
+        return Err(Error::Usage("--open needs --format html".into()).into());
+    }
+    Ok(())
+}
+
+/// Writes the report where `-o`/`--open` say (standard output by default).
+/// A file is written beside its destination and renamed over it, so a
+/// reader never sees half a report and a failed run leaves the old one.
+fn write_report(
+    o: &OutputArgs,
+    render: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    let path = match (&o.output_file, o.open) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => {
+            Some(std::env::temp_dir().join(format!("mlsize-report-{}.html", std::process::id())))
+        }
+        (None, false) => None,
+    };
+    let Some(path) = path else {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        render(&mut out)?;
+        out.flush()?;
+        return Ok(());
+    };
+    let shown = path.display().to_string();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&shown, e))?;
+    {
+        let mut out = io::BufWriter::new(tmp.as_file_mut());
+        render(&mut out).map_err(|e| Error::io(&shown, e))?;
+        out.flush().map_err(|e| Error::io(&shown, e))?;
+    }
+    // A temporary file is private (0600); a report is not: keep the mode
+    // of the file it replaces, else the usual 0644.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(&shown, e))?;
+    }
+    tmp.persist(&path).map_err(|e| Error::io(&shown, e.error))?;
+    if o.open {
+        open_in_browser(&path, o.quiet);
+    }
+    Ok(())
+}
+
+/// Opens a page in the system browser when there is a display to show it
+/// on; otherwise says where the page is.
+fn open_in_browser(path: &std::path::Path, quiet: bool) {
+    let display = cfg!(target_os = "macos")
+        || cfg!(windows)
+        || std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty());
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let opened = display
+        && std::process::Command::new(opener)
+            .arg(path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok();
+    if !opened && !quiet {
+        let _ = writeln!(
+            io::stderr().lock(),
+            "mlsize: no display to open a browser on; the report is at {}",
+            path.display()
+        );
+    }
 }
 
 /// Parses `--fail-over`: a size, or a percentage of `base`.
@@ -433,6 +540,7 @@ pub fn parse_growth_limit(s: &str, base: u64) -> Result<u64, Error> {
 }
 
 fn run_diff(a: DiffArgs) -> Result<ExitCode> {
+    check_output_args(&a.output, a.format == Format::Html)?;
     let mut opts = input_options(&a.input, a.output.quiet)?;
     if let Some(f) = &a.fail_over {
         parse_growth_limit(f, 0)?;
@@ -472,13 +580,29 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
         });
     }
     let ro = render_options(&a.output, a.top);
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    match a.format {
-        Format::Table => crate::render::diff::render_table(&d, &ro, &mut out)?,
-        Format::Json => crate::render::json::render(&d, &mut out)?,
-        Format::Markdown => crate::render::diff::render_markdown(&d, &ro, &mut out)?,
+    let growth = (a.format == Format::Html || (a.format == Format::Json && a.tree)).then(|| {
+        crate::report::tree::growth(&old.inodes, &new.inodes, crate::report::tree::NODE_BUDGET)
+    });
+    /// What `diff --format json --tree` prints.
+    #[derive(serde::Serialize)]
+    struct WithGrowth<'a> {
+        #[serde(flatten)]
+        diff: &'a crate::report::diff::Diff,
+        growth: &'a crate::report::tree::GrowthNode,
     }
-    out.flush()?;
+    write_report(&a.output, |out| match (a.format, &growth) {
+        (Format::Table, _) => crate::render::diff::render_table(&d, &ro, out),
+        (Format::Json, None) => crate::render::json::render(&d, out),
+        (Format::Json, Some(growth)) => {
+            crate::render::json::render(&WithGrowth { diff: &d, growth }, out)
+        }
+        (Format::Markdown, _) => crate::render::diff::render_markdown(&d, &ro, out),
+        (Format::Html, growth) => {
+            let empty = crate::report::tree::growth(&[], &[], 1);
+            let growth = growth.as_ref().unwrap_or(&empty);
+            crate::render::html::render_diff(&d, &WithGrowth { diff: &d, growth }, &ro, out)
+        }
+    })?;
     let failed = d.threshold.as_ref().is_some_and(|t| t.exceeded);
     Ok(if failed {
         ExitCode::from(1)
@@ -505,6 +629,7 @@ fn read_text(path: &str) -> Result<String> {
 }
 
 fn run_check(a: CheckArgs) -> Result<ExitCode> {
+    check_output_args(&a.output, a.format == CheckFormat::Html)?;
     let mut opts = input_options(&a.input, a.output.quiet)?;
     // The budget: the file, then the dive rules, then the flags (which win).
     let budget_file = match &a.budget {
@@ -619,15 +744,17 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
             .map(|df| crate::history::dockerfile::final_from_line(df).unwrap_or(1)),
     };
     let ro = render_options(&a.output, a.top);
-    let mut out = io::BufWriter::new(io::stdout().lock());
     use crate::render::check;
-    match a.format {
-        CheckFormat::Table => check::render_table(&report, &ro, &mut out)?,
-        CheckFormat::Json => crate::render::json::render(&report, &mut out)?,
-        CheckFormat::Junit => check::render_junit(&report, &ro, &mut out)?,
-        CheckFormat::Markdown => check::render_markdown(&report, &ro, &mut out)?,
-        CheckFormat::Github => {
-            check::render_github(&report, &ro, &mut out)?;
+    write_report(&a.output, |out| match a.format {
+        CheckFormat::Table => check::render_table(&report, &ro, out),
+        CheckFormat::Json => crate::render::json::render(&report, out),
+        CheckFormat::Junit => check::render_junit(&report, &ro, out),
+        CheckFormat::Markdown => check::render_markdown(&report, &ro, out),
+        CheckFormat::Html => crate::render::html::render_check(&report, &ro, out),
+        CheckFormat::Github => check::render_github(&report, &ro, out),
+    })?;
+    if a.format == CheckFormat::Github {
+        {
             if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
                 let mut md = Vec::new();
                 check::render_markdown(&report, &ro, &mut md)?;
@@ -641,7 +768,6 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
             }
         }
     }
-    out.flush()?;
     Ok(if report.passed {
         ExitCode::SUCCESS
     } else {

@@ -43,6 +43,9 @@ pub struct AnalyzeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
     pub format: Format,
+    /// With --format json: add `tree`, where the bytes are by directory (what the HTML treemap draws).
+    #[arg(long, help_heading = "Output")]
+    pub tree: bool,
     /// Rows in the recommendation, CUDA-library and largest-file lists [default: 10].
     #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Output")]
     pub top: usize,
@@ -70,6 +73,9 @@ pub struct DiffArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
     pub format: Format,
+    /// With --format json: add `tree`, where the bytes are by directory (what the HTML treemap draws).
+    #[arg(long, help_heading = "Output")]
+    pub tree: bool,
     /// Rows in the changed-file and package lists [default: 10].
     #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Output")]
     pub top: usize,
@@ -131,6 +137,8 @@ pub enum CheckFormat {
     Github,
     /// Markdown, for pull-request comments.
     Markdown,
+    /// One self-contained HTML page (no network access).
+    Html,
 }
 
 /// `mlsize rules`.
@@ -191,6 +199,12 @@ pub struct OutputArgs {
     /// No progress and no warnings on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Write the report to FILE instead of standard output (replaced whole: written aside, then renamed).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output_file: Option<std::path::PathBuf>,
+    /// With --format html: open the page in the system browser when there is a display (without -o, the page goes to a temporary file).
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// Output formats.
@@ -202,6 +216,8 @@ pub enum Format {
     Json,
     /// GitHub-flavoured markdown, for pull-request comments.
     Markdown,
+    /// One self-contained HTML page with a treemap (no network access).
+    Html,
 }
 
 #[cfg(test)]

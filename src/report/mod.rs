@@ -4,6 +4,7 @@
 pub mod advice;
 pub mod budget;
 pub mod diff;
+pub mod tree;
 
 use std::collections::{BTreeMap, HashMap};
 
