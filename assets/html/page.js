@@ -5,6 +5,7 @@
 // &search=cudnn&layer=3), so a view can be linked to.
 (function () {
   'use strict';
+  var loaded = performance.now();
   var data = JSON.parse(document.getElementById('mlsize-data').textContent);
   var kind = document.body.getAttribute('data-kind');
 
@@ -148,6 +149,7 @@
 
   var hover = document.getElementById('hover');
   function draw() {
+    var started = performance.now();
     var top = find(state.path);
     state.path = top.path;
     var w = box.clientWidth || 1000, h = box.clientHeight || 560;
@@ -197,6 +199,7 @@
     crumbs(top);
     filterTables();
     document.body.setAttribute('data-rendered', '1');
+    document.body.setAttribute('data-draw-ms', String(Math.round(performance.now() - started)));
   }
 
   function crumbs(top) {
@@ -255,4 +258,6 @@
   });
   window.addEventListener('resize', draw);
   draw();
+  // From the start of this script (the JSON parse included) to the first drawing.
+  document.body.setAttribute('data-render-ms', String(Math.round(performance.now() - loaded)));
 })();

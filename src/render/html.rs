@@ -458,12 +458,22 @@ pub fn render_diff<T: Serialize>(
         .totals
         .iter()
         .map(|t| {
-            vec![
-                esc(&t.name),
-                size(o, t.old),
-                size(o, t.new),
-                change(o, t.delta),
-            ]
+            // Counts (`files`) are numbers, not sizes.
+            if t.name.ends_with("_bytes") {
+                vec![
+                    esc(&t.name),
+                    size(o, t.old),
+                    size(o, t.new),
+                    change(o, t.delta),
+                ]
+            } else {
+                vec![
+                    esc(&t.name),
+                    t.old.to_string(),
+                    t.new.to_string(),
+                    format!("{:+}", t.delta),
+                ]
+            }
         })
         .collect();
     body.push_str(&table(

@@ -31,10 +31,10 @@ pub fn have(tools: &[&str]) -> bool {
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but {missing:?} missing: .ci/run installs docker.io, podman, busybox-static, skopeo, umoci, xz-utils, bzip2"
+        "CI=true but {missing:?} missing: .ci/run installs docker.io, podman, busybox-static, skopeo, umoci, xz-utils, bzip2, docker-registry, apache2-utils, chromium"
     );
     eprintln!(
-        "skipped: {missing:?} not installed (apt-get install docker.io podman busybox-static skopeo umoci xz-utils bzip2)"
+        "skipped: {missing:?} not installed (apt-get install docker.io podman busybox-static skopeo umoci xz-utils bzip2 docker-registry apache2-utils chromium)"
     );
     false
 }
