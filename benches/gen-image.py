@@ -4,7 +4,7 @@
 Usage:
     python3 benches/gen-image.py OUTDIR [PROFILE ...] [--force]
 
-PROFILE is one or more of: large (~6.8 GB, 40k files), small-files (200k files, ~1 GB),
+PROFILE is one or more of: large (~6.8 GB, 40k files), medium (~1.4 GB), small-files (200k files, ~1 GB),
 million (1M files of ~1 KB), tiny (seconds; smoke test). Default: large small-files million.
 OUTDIR must be outside the repository (e.g. /tmp/mlsize-bench).
 
@@ -553,6 +553,15 @@ PROFILES = {
         ("RUN /bin/sh -c pip install tiny # buildkit",
          lambda L, rng: (build_many("root/.cache/pip", 200, 20_000, 1.0, [("", "random")])(L, rng),
                          build_many(SITE, 300, 5_000, 1.0, SMALL_EXTS)(L, rng))),
+        ("RUN /bin/sh -c rm -rf /root/.cache # buildkit", build_rm_cache),
+        ("COPY . /app # buildkit", build_app),
+    ],
+    "medium": [  # ~1.4 GB, the large profile's shape at a fifth of its size (benches/sources/run.sh)
+        ("/bin/sh -c #(nop) ADD file:7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f in / ", build_base),
+        ("RUN /bin/sh -c pip install torch # buildkit",
+         lambda L, rng: (build_many("root/.cache/pip/http-v2", 150, 2 * MIB, 1.0, [(".body", "random")])(L, rng),
+                         build_many(SITE + "/torch/lib", 60, 12 * MIB, 1.0, [(".so", "bin")], cap=200 * MIB)(L, rng),
+                         build_many(SITE, 12_000, 9_500, 1.2, SMALL_EXTS, cap=2_000_000)(L, rng))),
         ("RUN /bin/sh -c rm -rf /root/.cache # buildkit", build_rm_cache),
         ("COPY . /app # buildkit", build_app),
     ],

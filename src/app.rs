@@ -119,12 +119,38 @@ fn registry_options(a: &InputArgs) -> Result<RegistryOptions> {
         ))
         .into());
     }
-    Ok(RegistryOptions {
+    let mut opts = RegistryOptions {
         tls_verify: a.tls_verify,
         cert_dir: a.cert_dir.clone(),
         creds,
         ..RegistryOptions::default()
-    })
+    };
+    if let Some(t) = registry_timeout(std::env::var_os(REGISTRY_TIMEOUT_ENV).as_deref())? {
+        opts.connect_timeout = opts.connect_timeout.min(t);
+        opts.read_timeout = t;
+    }
+    Ok(opts)
+}
+
+/// Seconds a registry read may stall before the transfer resumes or fails
+/// (default [`RegistryOptions::read_timeout`]); hidden from `--help`, for
+/// slow links and for tests.
+const REGISTRY_TIMEOUT_ENV: &str = "MLSIZE_REGISTRY_TIMEOUT";
+
+/// Parses [`REGISTRY_TIMEOUT_ENV`]: unset or empty is `None`, else a positive
+/// number of seconds (decimals allowed).
+fn registry_timeout(v: Option<&std::ffi::OsStr>) -> Result<Option<Duration>> {
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let text = v.to_string_lossy();
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Some(Duration::from_secs_f64(s))),
+        _ => Err(Error::Usage(format!(
+            "invalid {REGISTRY_TIMEOUT_ENV} '{text}': expected a number of seconds above 0, e.g. 120"
+        ))
+        .into()),
+    }
 }
 
 /// Opens an image argument, applying the image its reference selects
@@ -799,6 +825,30 @@ mod tests {
                 pick_width(tty, columns),
                 want,
                 "terminal {tty:?}, COLUMNS {columns:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn registry_timeout_from_env() {
+        let ok: &[(Option<&str>, Option<Duration>)] = &[
+            (None, None),
+            (Some(""), None),
+            (Some("1"), Some(Duration::from_secs(1))),
+            (Some(" 120 "), Some(Duration::from_secs(120))),
+            (Some("0.5"), Some(Duration::from_millis(500))),
+        ];
+        for &(v, want) in ok {
+            let got = registry_timeout(v.map(std::ffi::OsStr::new)).unwrap();
+            assert_eq!(got, want, "MLSIZE_REGISTRY_TIMEOUT={v:?}");
+        }
+        for v in ["0", "-1", "ten", "inf", "NaN", "100000"] {
+            let e = registry_timeout(Some(std::ffi::OsStr::new(v))).unwrap_err();
+            assert_eq!(
+                format!("{e:#}"),
+                format!(
+                    "invalid MLSIZE_REGISTRY_TIMEOUT '{v}': expected a number of seconds above 0, e.g. 120"
+                ),
             );
         }
     }

@@ -504,7 +504,7 @@ fn stalled_transfer_resumes_then_times_out() {
     assert_eq!(
         e.to_string(),
         format!(
-            "registry '{}': blob {}: stalled: no data for 1 s at byte 0 of {s}, gave up after 1 retries (check the network, or raise the timeout)",
+            "registry '{}': blob {}: stalled: no data for 1 s at byte 0 of {s}, gave up after 1 retries (check the network, or raise the timeout: MLSIZE_REGISTRY_TIMEOUT=SECONDS)",
             proxy.host(),
             &d[..19]
         )

@@ -111,7 +111,7 @@ impl BlobStream {
             return Err(io::Error::new(
                 kind,
                 format!(
-                    "{}: {what} {at}, gave up after {} retries (check the network, or raise the timeout)",
+                    "{}: {what} {at}, gave up after {} retries (check the network, or raise the timeout: MLSIZE_REGISTRY_TIMEOUT=SECONDS)",
                     self.name(),
                     self.failures - 1
                 ),
