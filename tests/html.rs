@@ -391,3 +391,68 @@ fn open_without_html_is_a_usage_error() {
     let err = fails(&["analyze", "whatever.tar", "--open"]);
     assert_eq!(err, "mlsize: --open needs --format html\n");
 }
+
+/// Nodes of a tree, and the sums of its files' bytes (visible, wasted).
+fn walk(node: &Value, count: &mut usize, sums: &mut (u64, u64)) {
+    *count += 1;
+    match node["children"].as_array() {
+        Some(children) => {
+            let (v, w) = children.iter().fold((0, 0), |(v, w), c| {
+                (v + u(c, "/visible_bytes"), w + u(c, "/wasted_bytes"))
+            });
+            assert_eq!(
+                (v, w),
+                (u(node, "/visible_bytes"), u(node, "/wasted_bytes")),
+                "a directory is the sum of its entries: {}",
+                node["name"]
+            );
+            for c in children {
+                walk(c, count, sums);
+            }
+        }
+        None => {
+            sums.0 += u(node, "/visible_bytes");
+            sums.1 += u(node, "/wasted_bytes");
+        }
+    }
+}
+
+#[test]
+fn a_40000_file_image_makes_a_page_under_3_mb_with_every_byte_in_the_tree() {
+    // 40,000 files in 400 directories, sizes 1..=40,000 bytes, and a cache
+    // of 2,000 files deleted by a later layer.
+    let image = ImageBuilder::new()
+        .layer("RUN make lots", |mut l| {
+            for i in 0..40_000usize {
+                l = l.file(&format!("usr/share/d{:03}/f{i}", i % 400), 1 + i);
+            }
+            for i in 0..2_000usize {
+                l = l.file(&format!("tmp/cache/c{i}"), 100 + i);
+            }
+            l
+        })
+        .layer("RUN rm -rf /tmp/cache", |l| l.whiteout("tmp/cache"));
+    let dir = tempfile::tempdir().unwrap();
+    let archive = write(dir.path(), "many.tar", &image.docker_archive());
+    let json = support::json(&["analyze", &archive, "--tree"]);
+    let (mut count, mut sums) = (0, (0, 0));
+    walk(&json["tree"], &mut count, &mut sums);
+    assert_eq!(
+        sums,
+        (
+            u(&json, "/image/visible_bytes"),
+            u(&json, "/image/wasted_bytes")
+        )
+    );
+    assert_eq!(sums, (800_020_000, 2_199_000));
+    // The budget (12,000 nodes, plus at most two gathered nodes per directory kept).
+    assert!(count <= 12_000 + 2 * 402 + 3, "{count} nodes");
+    let page = dir.path().join("many.html");
+    mlsize()
+        .args(["analyze", &archive, "--format", "html", "-o"])
+        .arg(&page)
+        .assert()
+        .success();
+    let bytes = std::fs::metadata(&page).unwrap().len();
+    assert!(bytes < 3_000_000, "{bytes} bytes");
+}
