@@ -293,14 +293,14 @@ fn analyze_page_matches_the_json_in_a_real_browser() {
     // Search: matching cells are marked, the others dimmed, and the
     // largest-files table keeps only matching rows.
     let searched = load(&page, "#search=libsmall");
-    let cells = cells(&searched.dom);
-    let hit: Vec<&str> = cells
+    let found = cells(&searched.dom);
+    let hit: Vec<&str> = found
         .iter()
         .filter(|c| c["class"].contains("hit") && !c["class"].contains("dir"))
         .map(|c| c["data-path"].as_str())
         .collect();
     assert_eq!(hit, vec!["/usr/lib/libsmall.so"]);
-    assert!(cells.iter().any(|c| c["class"].contains("dim")));
+    assert!(found.iter().any(|c| c["class"].contains("dim")));
     let largest = searched.dom.split("id=\"largest\"").nth(1).unwrap();
     let visible_rows: Vec<&str> = largest
         .split("<tr")
@@ -309,6 +309,19 @@ fn analyze_page_matches_the_json_in_a_real_browser() {
         .collect();
     assert_eq!(visible_rows.len(), 1, "{visible_rows:?}");
     assert!(visible_rows[0].contains("/usr/lib/libsmall.so"));
+
+    // Clicking layer 3 (index 2, the one that rewrote /srv/data.bin)
+    // highlights its files: the state is the same fragment.
+    let layered = load(&page, "#layer=2");
+    let hit: Vec<String> = cells(&layered.dom)
+        .into_iter()
+        .filter(|c| c["class"].contains("hit") && !c["class"].contains("dir"))
+        .map(|c| c["data-path"].clone())
+        .collect();
+    assert_eq!(hit, vec!["/srv/data.bin"]);
+    assert!(layered.dom.contains(
+        "data-layer=\"2\" aria-label=\"Highlight the files of layer 3\" aria-pressed=\"true\""
+    ));
 
     // Without JavaScript the tables are all there: they are in the page as
     // written, not made by the script. (Headless Chromium dumps no DOM with
