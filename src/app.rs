@@ -25,7 +25,15 @@ use crate::source::{LoadOptions, Opened, ScanCache, SizeCensus, open_reference};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    if let Some(kind) = cli.generate {
+        generate(kind, &mut io::stdout().lock())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(command) = cli.command else {
+        // clap requires one of the two; this is for callers building a Cli.
+        return Err(Error::Usage("a subcommand is required (see mlsize --help)".into()).into());
+    };
+    match command {
         Command::Analyze(a) => run_analyze(a),
         Command::Diff(d) => run_diff(d),
         Command::Check(c) => run_check(c),
@@ -36,6 +44,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints a completion script or the man page, generated from the clap
+/// definitions (so they never drift from the options).
+pub fn generate(kind: crate::cli::Generate, out: &mut dyn Write) -> io::Result<()> {
+    use crate::cli::Generate;
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    let shell = match kind {
+        Generate::CompleteBash => Shell::Bash,
+        Generate::CompleteZsh => Shell::Zsh,
+        Generate::CompleteFish => Shell::Fish,
+        Generate::CompletePowershell => Shell::PowerShell,
+        Generate::CompleteElvish => Shell::Elvish,
+        Generate::Man => return clap_mangen::Man::new(cmd).render(out),
+    };
+    clap_complete::generate(shell, &mut cmd, "mlsize", out);
+    Ok(())
 }
 
 /// Loads the built-in rules, plus a user file when given.

@@ -6,11 +6,39 @@ const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a budget or --fail-over threshold 
 
 /// Where the gigabytes of a machine-learning container image go, and how to get them back.
 #[derive(Debug, Parser)]
-#[command(name = "mlsize", version, about, after_help = EXIT_CODES)]
+#[command(
+    name = "mlsize",
+    version = crate::VERSION,
+    about,
+    after_help = EXIT_CODES,
+    arg_required_else_help = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    /// Print a shell completion script or the man page, then exit (as ripgrep does):
+    /// `mlsize --generate complete-bash > /etc/bash_completion.d/mlsize`, `mlsize --generate man | man -l -`.
+    #[arg(long, value_enum, value_name = "KIND", exclusive = true)]
+    pub generate: Option<Generate>,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// Completion script for bash.
+    CompleteBash,
+    /// Completion script for zsh.
+    CompleteZsh,
+    /// Completion script for fish.
+    CompleteFish,
+    /// Completion script for PowerShell.
+    CompletePowershell,
+    /// Completion script for elvish.
+    CompleteElvish,
+    /// The man page (roff), `mlsize.1`.
+    Man,
 }
 
 /// Subcommands.
@@ -32,7 +60,7 @@ pub enum Command {
 /// `mlsize analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Image archive (docker save, oci-archive, optionally gzip/zstd-compressed), OCI layout directory, or - for stdin.
+    /// The image: a file or directory (docker save, oci-archive, OCI layout, skopeo dir:, optionally compressed), - for stdin, or a reference: docker://REGISTRY/REPO:TAG, docker-daemon:NAME, podman:NAME, oci:DIR[:REF], or NAME[:TAG] (local engine, else its registry).
     pub image: String,
     /// Label the layers shared with this base image and report "base" vs "your layers".
     #[arg(long, value_name = "BASE")]

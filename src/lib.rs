@@ -16,6 +16,10 @@
     )
 )]
 
+/// `mlsize --version`: the package version, and the git commit when built
+/// from a checkout (see `build.rs`).
+pub const VERSION: &str = env!("MLSIZE_VERSION");
+
 pub mod app;
 pub mod category;
 pub mod cli;
