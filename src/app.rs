@@ -402,6 +402,11 @@ fn render_options(o: &OutputArgs, top: usize) -> RenderOptions {
         exact: o.bytes,
         top,
         width: terminal_width(),
+        color: crate::render::style::use_color(
+            o.color,
+            |k| std::env::var(k).ok(),
+            io::stdout().is_terminal(),
+        ),
     }
 }
 

@@ -24,6 +24,17 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// When standard output is a terminal (NO_COLOR and CLICOLOR_FORCE respected).
+    Auto,
+    /// Always, even in a pipe.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// What `--generate` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generate {
@@ -230,6 +241,9 @@ pub struct OutputArgs {
     /// Write the report to FILE instead of standard output (replaced whole: written aside, then renamed).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output_file: Option<std::path::PathBuf>,
+    /// Colour in tables: auto (a terminal, unless NO_COLOR; CLICOLOR_FORCE forces it), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// With --format html: open the page in the system browser when there is a display (without -o, the page goes to a temporary file).
     #[arg(long)]
     pub open: bool,

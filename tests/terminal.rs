@@ -398,3 +398,80 @@ fn columns_sets_the_width_of_a_piped_table() {
     );
     insta::assert_snapshot!("naive_table_80_columns", text.replace(&p, "naive.tar"));
 }
+
+/// Runs a failing `check` in the terminal (with `env` settings first) and
+/// returns the screen with its escape codes (`capture-pane -e`).
+fn check_screen(dir: &Path, env_vars: &[&str]) -> Option<String> {
+    let cmd: Vec<&str> = ["env"]
+        .iter()
+        .copied()
+        .chain(env_vars.iter().copied())
+        .chain([
+            env!("CARGO_BIN_EXE_mlsize"),
+            "check",
+            "naive.tar",
+            "--budget",
+            "budget.toml",
+        ])
+        .collect();
+    let tmux = Tmux::start("colour", dir, &cmd)?;
+    let (status, _) = tmux.exit_status(60);
+    assert_eq!(status, "1", "the budget fails");
+    Some(tmux.run(&["capture-pane", "-p", "-e", "-J", "-S", "-"]))
+}
+
+#[test]
+fn colour_in_a_terminal_none_in_a_pipe_no_color_and_clicolor_force_respected() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = write(dir.path(), "naive.tar", &naive_ml(1).docker_archive());
+    let budget = write(
+        dir.path(),
+        "budget.toml",
+        b"max_wasted_bytes = 1\nmax_layers = 100\n",
+    );
+    // A real terminal: FAIL in bold red, PASS in green.
+    let Some(screen) = check_screen(dir.path(), &[]) else {
+        return;
+    };
+    let fail = screen
+        .lines()
+        .find(|l| l.contains("max_wasted_bytes"))
+        .unwrap();
+    assert!(
+        fail.starts_with("\x1b[1m\x1b[31mFAIL") || fail.starts_with("\x1b[1;31mFAIL"),
+        "{fail:?}"
+    );
+    let pass = screen.lines().find(|l| l.contains("max_layers")).unwrap();
+    assert!(pass.starts_with("\x1b[32mPASS"), "{pass:?}");
+    // NO_COLOR in the same terminal: not one escape code.
+    let plain = check_screen(dir.path(), &["NO_COLOR=1"]).unwrap();
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert!(plain.contains("FAIL  max_wasted_bytes"));
+
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = mlsize();
+        c.args(["check", &image, "--budget", &budget]).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        String::from_utf8(c.output().unwrap().stdout).unwrap()
+    };
+    // A pipe: no colour, unless asked for.
+    assert!(!run(&[], &[]).contains('\x1b'));
+    assert!(run(&["--color", "always"], &[]).contains("\x1b[1;31mFAIL\x1b[0m  max_wasted_bytes"));
+    assert!(run(&[], &[("CLICOLOR_FORCE", "1")]).contains("\x1b[32mPASS\x1b[0m"));
+    assert!(!run(&[], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).contains('\x1b'));
+    assert!(!run(&["--color", "never"], &[("CLICOLOR_FORCE", "1")]).contains('\x1b'));
+
+    // Tables: the wasted bytes of the analysis in red, in a pipe with --color always.
+    let out = mlsize()
+        .args(["analyze", &image, "--color", "always"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let wasted = text.lines().find(|l| l.contains(" wasted ")).unwrap();
+    assert!(
+        wasted.contains("\x1b[38;5;9m\x1b[1m 390.6 KiB \x1b[0m"),
+        "{wasted:?}"
+    );
+}

@@ -206,13 +206,22 @@ fn at_line(dockerfile: Option<&str>, line: Option<usize>) -> String {
     }
 }
 
+/// PASS or FAIL, coloured when colour is on.
+fn verdict(passed: bool, o: &RenderOptions) -> String {
+    if passed {
+        super::style::text("PASS", super::style::Tone::Good, o)
+    } else {
+        super::style::text("FAIL", super::style::Tone::Bad, o)
+    }
+}
+
 /// One line per rule, details under each failure.
 pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     let (failed, name) = summary(c);
     writeln!(
         out,
         "mlsize check {name}: {} ({} of {} rules failed)",
-        if c.passed { "PASS" } else { "FAIL" },
+        verdict(c.passed, o),
         failed,
         c.rules.len()
     )?;
@@ -223,7 +232,7 @@ pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> 
         writeln!(
             out,
             "{}  {:width$}  {a} {op} {l}  ({})",
-            if r.passed { "PASS" } else { "FAIL" },
+            verdict(r.passed, o),
             r.rule,
             r.origin
         )?;

@@ -4,9 +4,9 @@ use std::io::{self, Write};
 
 use comfy_table::Cell;
 
-use super::RenderOptions;
 use super::table::{fit_path, new_table, right, room_for, text_width};
 use super::text::{image_label, layer_no, more, short_instruction};
+use super::{RenderOptions, style};
 use crate::report::diff::{Diff, FileChange, PackageChange};
 
 fn side_name(s: &crate::report::diff::Side) -> String {
@@ -203,7 +203,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
             Cell::new(x.name.trim_end_matches("_bytes")),
             Cell::new(fmt(x.old)),
             Cell::new(fmt(x.new)),
-            Cell::new(dl),
+            style::cell(dl, style::change(x.delta), o),
         ]);
     }
     right(&mut t, &[1, 2, 3]);
@@ -230,11 +230,11 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
             Cell::new(instr_text(i)),
             Cell::new(o.bytes(i.old_bytes)),
             Cell::new(o.bytes(i.new_bytes)),
-            Cell::new(if i.status == "shared" {
-                String::new()
+            if i.status == "shared" {
+                Cell::new("")
             } else {
-                o.delta(i.delta)
-            }),
+                style::cell(o.delta(i.delta), style::change(i.delta), o)
+            },
         ]);
     }
     right(&mut t, &[0, 1, 4, 5, 6]);
@@ -246,10 +246,10 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
         let mut t = new_table(&["category", "old", "new", "change"], o.width);
         for c in cats {
             t.add_row(vec![
-                Cell::new(&c.name),
+                style::category(&c.name, o),
                 Cell::new(o.bytes(c.old)),
                 Cell::new(o.bytes(c.new)),
-                Cell::new(o.delta(c.delta)),
+                style::cell(o.delta(c.delta), style::change(c.delta), o),
             ]);
         }
         right(&mut t, &[1, 2, 3]);
@@ -277,7 +277,7 @@ pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Res
                 Cell::new(&p.change),
                 Cell::new(p.old_version.clone().unwrap_or_default()),
                 Cell::new(p.new_version.clone().unwrap_or_default()),
-                Cell::new(o.delta(p.delta)),
+                style::cell(o.delta(p.delta), style::change(p.delta), o),
             ];
             if detailed {
                 row.push(Cell::new(detail));

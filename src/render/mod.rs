@@ -6,6 +6,7 @@ pub mod diff;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod style;
 pub mod table;
 pub mod text;
 pub mod units;
@@ -22,6 +23,8 @@ pub struct RenderOptions {
     /// Table width in columns; long cells wrap to fit, except paths, whose
     /// middle is cut out instead ([`table::fit_path`]).
     pub width: u16,
+    /// Colour where it carries meaning ([`style`]).
+    pub color: bool,
 }
 
 impl RenderOptions {

@@ -6,17 +6,19 @@ use std::io::{self, Write};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-use super::RenderOptions;
 use super::text::{
     before_after, image_label, layer_no, more, recommendation_place, recommendation_title,
     short_instruction,
 };
+use super::{RenderOptions, style};
 use crate::history::one_line;
 use crate::report::{DownloadBasis, Report};
 
-/// A table with the project's look; no colours, so output is the same in a pipe.
+/// A table with the project's look. Cells are coloured only when colour is
+/// on ([`super::style`]), and then in a pipe too (`--color always`).
 pub fn new_table(header: &[&str], width: u16) -> Table {
     let mut t = Table::new();
+    t.enforce_styling();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
     t.set_content_arrangement(ContentArrangement::Dynamic);
     t.set_width(width);
@@ -215,7 +217,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
     ]);
     s.add_row(vec![
         Cell::new("wasted"),
-        Cell::new(o.bytes(im.wasted_bytes)),
+        style::cell(o.bytes(im.wasted_bytes), style::wasted(im.wasted_bytes), o),
         Cell::new(format!(
             "{} of content: deleted or overwritten by a later layer",
             percent(im.wasted_bytes, im.content_bytes)
@@ -245,7 +247,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         let pair = |before: u64, after: u64| before_after(o, before, after, "->");
         s.add_row(vec![
             Cell::new("after fixes"),
-            Cell::new(o.bytes(e.content_bytes)),
+            style::cell(o.bytes(e.content_bytes), Some(style::Tone::Good), o),
             Cell::new(format!(
                 "content (all layers) {}\nvisible {}\ncompressed {}",
                 pair(e.content_bytes_before, e.content_bytes),
@@ -293,7 +295,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
                 None => o.bytes(l.compressed_bytes),
             }),
             Cell::new(o.bytes(l.content_bytes)),
-            Cell::new(o.bytes(l.wasted_bytes)),
+            style::cell(o.bytes(l.wasted_bytes), style::wasted(l.wasted_bytes), o),
             Cell::new(l.files),
             Cell::new(bloat),
         ]);
@@ -319,7 +321,7 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
                 .map(|p| format!("\n  in {p}"))
                 .unwrap_or_default();
             t.add_row(vec![
-                Cell::new(o.bytes(rec.savings_bytes)),
+                style::cell(o.bytes(rec.savings_bytes), Some(style::Tone::Good), o),
                 Cell::new(layer),
                 Cell::new(format!(
                     "{}{place}\n  fix: {}",
@@ -393,9 +395,9 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         let mut t = new_table(&["category", "visible", "wasted", "files"], o.width);
         for c in cats {
             t.add_row(vec![
-                Cell::new(&c.name),
+                style::category(&c.name, o),
                 Cell::new(o.bytes(c.visible_bytes)),
-                Cell::new(o.bytes(c.wasted_bytes)),
+                style::cell(o.bytes(c.wasted_bytes), style::wasted(c.wasted_bytes), o),
                 Cell::new(c.files),
             ]);
         }
