@@ -116,44 +116,106 @@ fn store_fresh(
     ))
 }
 
-/// Hashes an uncompressed blob whose scan the cache holds under its diff_id
-/// (a docker-save legacy layer read with verification): the entry is used
-/// when the bytes are that layer, else `None` and the blob is read as usual.
+/// Hashes a blob whose scan the cache holds under its diff_id (a
+/// docker-save legacy layer read with verification): the entry is used when
+/// the blob's bytes are that layer (its tar stream hashes to the entry's
+/// diff_id), else `None` and the blob is read as usual, which reports what
+/// is wrong as a cold read does.
 fn rehash(blob: Blob, hit: LayerScan, opts: &ScanOptions) -> Option<LayerScan> {
     use sha2::{Digest, Sha256};
-    let (mut r, _) = blob.into_reader().ok()?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut n: u64 = 0;
-    let mut first = true;
-    loop {
-        if opts
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
-        {
-            return None;
-        }
-        let k = match io::Read::read(&mut r, &mut buf) {
-            Ok(0) => break,
-            Ok(k) => k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
-        };
-        if first && Compression::sniff(&buf[..k]).ok()? != Compression::None {
-            return None;
-        }
-        first = false;
-        h.update(&buf[..k]);
-        n += k as u64;
-        if let Some(p) = &opts.progress {
-            p.fetch_add(k as u64, Ordering::Relaxed);
+    use std::io::{BufRead, BufReader, Read};
+    /// Counts raw bytes (for progress and the blob's size) and stops when
+    /// another layer failed.
+    struct Counted<'a, R> {
+        inner: R,
+        n: u64,
+        /// The blob's own digest, when it is compressed.
+        blob: Option<Sha256>,
+        opts: &'a ScanOptions,
+    }
+    impl<R: Read> Read for Counted<'_, R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self
+                .opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                return Err(io::Error::other(crate::layer::CANCELLED));
+            }
+            let k = self.inner.read(buf)?;
+            self.n += k as u64;
+            if let Some(h) = &mut self.blob {
+                h.update(&buf[..k]);
+            }
+            if let Some(p) = &self.opts.progress {
+                p.fetch_add(k as u64, Ordering::Relaxed);
+            }
+            Ok(k)
         }
     }
+    let (r, _) = blob.into_reader().ok()?;
+    let mut raw = BufReader::with_capacity(
+        64 << 10,
+        Counted {
+            inner: r,
+            n: 0,
+            blob: None,
+            opts,
+        },
+    );
+    let compression = Compression::sniff(raw.fill_buf().ok()?).ok()?;
+    if compression != Compression::None {
+        // Nothing of the buffer is consumed yet: hash it from the start.
+        let head = raw.buffer().to_vec();
+        let mut h = Sha256::new();
+        h.update(&head);
+        raw.get_mut().blob = Some(h);
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pump = |src: &mut dyn Read| -> Option<()> {
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) => return Some(()),
+                Ok(k) => h.update(&buf[..k]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+    };
+    let raw = match compression {
+        Compression::None => {
+            pump(&mut raw)?;
+            raw
+        }
+        Compression::Gzip => {
+            let mut d = flate2::bufread::MultiGzDecoder::new(raw);
+            pump(&mut d)?;
+            d.into_inner()
+        }
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(raw).ok()?;
+            d.window_log_max(31).ok()?;
+            pump(&mut d)?;
+            d.finish()
+        }
+    };
+    // Trailing bytes after a compressed stream are an error a read reports.
+    let mut rest = raw;
+    if !rest.fill_buf().ok()?.is_empty() {
+        return None;
+    }
+    let counted = rest.into_inner();
     let digest = crate::layer::sha256_string(&h.finalize());
-    (hit.compression == Compression::None
-        && n == hit.compressed_bytes
-        && hit.diff_id.as_deref() == Some(digest.as_str()))
+    let blob_digest = match counted.blob {
+        Some(b) => crate::layer::sha256_string(&b.finalize()),
+        None => digest.clone(),
+    };
+    (hit.compression == compression
+        && counted.n == hit.compressed_bytes
+        && hit.diff_id.as_deref() == Some(digest.as_str())
+        && hit.blob_digest.as_deref() == Some(blob_digest.as_str()))
     .then_some(hit)
 }
 
