@@ -234,8 +234,14 @@ pub fn encode_entry(key: &CacheKey, scan: &LayerScan, hashed: bool) -> Option<Ve
             out.data.push((i as u32, d));
         }
     }
-    let raw = postcard::to_stdvec(&out).ok()?;
-    let payload = zstd::bulk::compress(&raw, ZSTD_LEVEL).ok()?;
+    frame_payload(&postcard::to_stdvec(&out).ok()?)
+}
+
+/// Frames an uncompressed payload as an entry file: compresses it and adds
+/// the header with its checksum. [`encode_entry`] uses it; tests and the
+/// fuzz target use it to reach the decoder behind the checksum.
+pub fn frame_payload(raw: &[u8]) -> Option<Vec<u8>> {
+    let payload = zstd::bulk::compress(raw, ZSTD_LEVEL).ok()?;
     let mut file = Vec::with_capacity(HEADER_BYTES + payload.len());
     file.extend_from_slice(MAGIC);
     file.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -863,6 +869,47 @@ mod tests {
             let err = decode_entry(&b, k).unwrap_err();
             assert!(err.contains(want), "{what}: {err}");
         }
+    }
+
+    #[test]
+    fn hostile_payloads_behind_a_valid_checksum_are_refused() {
+        let good = encode_entry(&key(), &scan(), true).unwrap();
+        let raw = zstd::decode_all(&good[HEADER_BYTES..]).unwrap();
+        let reframed = frame_payload(&raw).unwrap();
+        assert!(
+            decode_entry(&reframed, Some(&key())).is_ok(),
+            "framing is the identity"
+        );
+        // Every truncation and every single-byte change of the payload
+        // decodes or is refused; none panics.
+        for n in 0..raw.len() {
+            let _ = decode_entry(&frame_payload(&raw[..n]).unwrap(), None);
+            let mut bad = raw.clone();
+            bad[n] = bad[n].wrapping_add(0x41);
+            let _ = decode_entry(&frame_payload(&bad).unwrap(), None);
+        }
+        let out = postcard::to_stdvec(&EntryOut {
+            digest: &key().digest(),
+            size: 1,
+            compression: 0,
+            compressed_bytes: 1,
+            blob_digest: &key().digest(),
+            tar_bytes: 1,
+            diff_id: &key().digest(),
+            estimated_gzip_bytes: None,
+            warnings: &[],
+            hashed: false,
+            kinds: vec![KIND_FILE],
+            shared: vec![0],
+            rests: vec!["relative/../path"],
+            links: vec![],
+            file_bytes: vec![1],
+            hashes: vec![],
+            data: vec![],
+        })
+        .unwrap();
+        let err = decode_entry(&frame_payload(&out).unwrap(), None).unwrap_err();
+        assert!(err.contains("not normalised"), "{err}");
     }
 
     #[test]
