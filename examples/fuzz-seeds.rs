@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use mlsize::layer::Compression;
+use mlsize::source::cache;
 use mlsize::testutil::{ImageBuilder, compress, naive_ml};
 
 fn put(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -51,6 +52,31 @@ fn main() -> std::io::Result<()> {
         let b = img.build();
         for (i, l) in b.layers.iter().enumerate() {
             put(&root.join("layer"), &format!("{n}-{i}"), &l.blob)?;
+            // cache_entry: the entry a verified read of the layer stores.
+            let opts = mlsize::layer::ScanOptions {
+                verify: true,
+                hash_content: true,
+                hash_sizes: None,
+                rules: std::sync::Arc::new(mlsize::category::Rules::builtin()),
+                max_uncompressed_bytes: None,
+                progress: None,
+                cancel: None,
+            };
+            let len = l.blob.len() as u64;
+            if let Ok(scan) = mlsize::layer::scan_layer(&l.blob[..], Some(len), &opts)
+                && let Some(key) = scan
+                    .blob_digest
+                    .as_deref()
+                    .and_then(|d| cache::CacheKey::new(d, len))
+                && let Some(entry) = cache::encode_entry(&key, &scan, true)
+            {
+                put(&root.join("cache_entry"), &format!("{n}-{i}"), &entry)?;
+                // The payload behind the checksum, for the target's framed
+                // route (first byte 0): the header is 52 bytes.
+                let mut raw = vec![0u8];
+                raw.extend(zstd::decode_all(&entry[52..])?);
+                put(&root.join("cache_entry"), &format!("raw-{n}-{i}"), &raw)?;
+            }
         }
         // metadata: index.json 0xff manifest.json 0xff blobs...
         let mut m = Vec::new();

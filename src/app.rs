@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 
 use crate::category::Rules;
 use crate::cli::{
-    AnalyzeArgs, CheckArgs, CheckFormat, Cli, Command, DiffArgs, Format, InputArgs, OutputArgs,
+    AnalyzeArgs, CacheAction, CacheArgs, CheckArgs, CheckFormat, Cli, Command, DiffArgs, Format,
+    InputArgs, OutputArgs,
 };
 use crate::error::Error;
 use crate::layer::ScanOptions;
@@ -19,6 +20,7 @@ use crate::render::RenderOptions;
 use crate::report::budget::{Budget, CheckReport};
 use crate::report::{Analysis, ReportOptions, analyze};
 use crate::size::parse_size;
+use crate::source::cache::{self, LayerCache};
 use crate::source::meta::{ImageMeta, Platform, Selection};
 use crate::source::registry::{RegistryOptions, creds_from_env, parse_creds};
 use crate::source::{LoadOptions, Opened, ScanCache, SizeCensus, open_reference};
@@ -37,6 +39,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Analyze(a) => run_analyze(a),
         Command::Diff(d) => run_diff(d),
         Command::Check(c) => run_check(c),
+        Command::Cache(c) => run_cache(c),
         Command::Rules(r) => {
             let rules = load_rules(r.rules.as_deref())?;
             let mut out = io::stdout().lock();
@@ -121,6 +124,7 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
             },
             threads,
             cache: None,
+            disk: layer_cache(a.cache_dir.as_deref(), a.no_cache)?,
             census: None,
             progress_total: None,
         },
@@ -128,6 +132,92 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
         progress: !quiet && io::stderr().is_terminal(),
         registry: registry_options(a)?,
     })
+}
+
+/// The layer cache a run uses: `None` with `--no-cache` (or when no
+/// directory can be named).
+fn layer_cache(dir: Option<&std::path::Path>, no_cache: bool) -> Result<Option<Arc<LayerCache>>> {
+    if no_cache {
+        return Ok(None);
+    }
+    let Some(dir) = dir
+        .map(std::path::Path::to_path_buf)
+        .or_else(cache::default_dir)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(LayerCache::new(dir, cache_max()?))))
+}
+
+/// The cache's bound: `$MLSIZE_CACHE_MAX`, else 2 GiB.
+fn cache_max() -> Result<u64> {
+    match std::env::var("MLSIZE_CACHE_MAX") {
+        Ok(v) if !v.trim().is_empty() => {
+            Ok(parse_size(&v).map_err(|e| Error::Usage(format!("MLSIZE_CACHE_MAX: {e}")))?)
+        }
+        _ => Ok(cache::DEFAULT_MAX_BYTES),
+    }
+}
+
+/// Ends a run's use of the layer cache (eviction, hit counts) and prints
+/// its warnings.
+fn finish_cache(opts: &InputOptions, quiet: bool) {
+    if let Some(c) = &opts.load.disk {
+        print_warnings(&c.finish(), quiet);
+    }
+}
+
+/// `mlsize cache info | prune | clear`.
+fn run_cache(c: CacheArgs) -> Result<ExitCode> {
+    let Some(dir) = c.cache_dir.clone().or_else(cache::default_dir) else {
+        return Err(Error::Usage(
+            "no cache directory: set MLSIZE_CACHE_DIR or HOME, or pass --cache-dir".into(),
+        )
+        .into());
+    };
+    let shown = dir.display().to_string();
+    let io_err = |e: io::Error| Error::io(&shown, e);
+    let max = cache_max()?;
+    let cache = LayerCache::new(dir.clone(), max);
+    let size = |b: u64| crate::render::units::format_bytes(b, false);
+    let mut out = io::stdout().lock();
+    match c.action {
+        CacheAction::Info => {
+            let i = cache.info().map_err(io_err)?;
+            let looked = i.hits + i.misses;
+            writeln!(out, "cache:   {shown}")?;
+            writeln!(
+                out,
+                "entries: {} ({} of at most {})",
+                i.entries,
+                size(i.bytes),
+                size(max)
+            )?;
+            writeln!(
+                out,
+                "hits:    {} of {looked} layer lookups in {} runs{}",
+                i.hits,
+                i.runs,
+                (i.hits * 100)
+                    .checked_div(looked)
+                    .map(|p| format!(" ({p}%)"))
+                    .unwrap_or_default()
+            )?;
+        }
+        CacheAction::Prune { max: m } => {
+            let max = match m {
+                Some(m) => parse_size(&m).map_err(|e| Error::Usage(format!("--max: {e}")))?,
+                None => max,
+            };
+            let (n, b) = cache.prune(max).map_err(io_err)?;
+            writeln!(out, "removed {n} entries ({}) from {shown}", size(b))?;
+        }
+        CacheAction::Clear => {
+            let (n, b) = cache.clear().map_err(io_err)?;
+            writeln!(out, "removed {n} entries ({}) from {shown}", size(b))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Registry options from `--creds`, `--tls-verify`, `--cert-dir` and the
@@ -461,7 +551,9 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
     let mut report_opts = report_options(&a.input, a.top, &a.image)?;
     report_opts.base_diff_ids = base_diff_ids;
     check_output_args(&a.output, a.format == Format::Html)?;
-    let analysis = load_analysis(&a.image, &opts, &report_opts)?;
+    let analysis = load_analysis(&a.image, &opts, &report_opts);
+    finish_cache(&opts, a.output.quiet);
+    let analysis = analysis?;
     let report = &analysis.report;
     print_warnings(&report.warnings, a.output.quiet);
     let ro = render_options(&a.output, a.top);
@@ -603,7 +695,9 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
     if let Some(f) = &a.fail_over {
         parse_growth_limit(f, 0)?;
     }
-    let (old, new) = load_pair(&a.old, &a.new, &mut opts, &a.input, a.top)?;
+    let pair = load_pair(&a.old, &a.new, &mut opts, &a.input, a.top);
+    finish_cache(&opts, a.output.quiet);
+    let (old, new) = pair?;
     let mut warnings: Vec<String> = old
         .report
         .warnings
@@ -758,17 +852,17 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
         Some(p) => Some(crate::history::dockerfile::parse(&read_text(p)?)),
         None => None,
     };
-    let (image, baseline) = match &a.baseline {
-        None => {
-            let ro = report_options(&a.input, a.top, &a.image)?;
-            (load_analysis(&a.image, &opts, &ro)?, None)
-        }
-        Some(b) => {
-            let (old, new) = load_pair(b, &a.image, &mut opts, &a.input, a.top)?;
+    let loaded = match &a.baseline {
+        None => report_options(&a.input, a.top, &a.image)
+            .and_then(|ro| load_analysis(&a.image, &opts, &ro))
+            .map(|image| (image, None)),
+        Some(b) => load_pair(b, &a.image, &mut opts, &a.input, a.top).map(|(old, new)| {
             let d = crate::report::diff::diff(&old, &new, a.top);
             (new, Some(d))
-        }
+        }),
     };
+    finish_cache(&opts, a.output.quiet);
+    let (image, baseline) = loaded?;
     print_warnings(&image.report.warnings, a.output.quiet);
     let mut rules = crate::report::budget::check(&image, &opts.rules, &budget, baseline.as_ref());
     if let Some(df) = &dockerfile {

@@ -66,6 +66,34 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the active category rules (built-in, plus --rules).
     Rules(RulesArgs),
+    /// Inspect or empty the layer cache (scans of layers already read).
+    Cache(CacheArgs),
+}
+
+/// `mlsize cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// What to do with the cache.
+    #[command(subcommand)]
+    pub action: CacheAction,
+    /// The cache directory [default: $MLSIZE_CACHE_DIR, else $XDG_CACHE_HOME/mlsize, else the platform's cache directory].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+/// `mlsize cache` actions.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Where the cache is, its entries and bytes, and how often it was hit.
+    Info,
+    /// Remove least-recently-used entries until the cache fits a size.
+    Prune {
+        /// The size to fit, e.g. 500MB [default: $MLSIZE_CACHE_MAX, else 2GiB].
+        #[arg(long, value_name = "SIZE")]
+        max: Option<String>,
+    },
+    /// Remove every entry.
+    Clear,
 }
 
 /// `mlsize analyze`.
@@ -224,6 +252,12 @@ pub struct InputArgs {
     /// Directory of extra CA certificates for registries (ca.crt and other *.crt, as for skopeo).
     #[arg(long, value_name = "DIR", help_heading = "Registry")]
     pub cert_dir: Option<std::path::PathBuf>,
+    /// Layer cache directory [default: $MLSIZE_CACHE_DIR, else $XDG_CACHE_HOME/mlsize, else the platform's cache directory; bounded by $MLSIZE_CACHE_MAX, default 2GiB].
+    #[arg(long, value_name = "DIR", help_heading = "Cache")]
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Read every layer, neither using nor filling the layer cache [default: the cache is used].
+    #[arg(long, help_heading = "Cache")]
+    pub no_cache: bool,
 }
 
 /// How results are printed.

@@ -89,6 +89,7 @@ fn load(name: &str, reader: Box<dyn Read + Send>) -> LoadedImage {
         },
         threads: 2,
         cache: None,
+        disk: None,
         census: None,
         progress_total: None,
     };

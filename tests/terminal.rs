@@ -71,6 +71,8 @@ impl Tmux {
             .args(["-u", "-S", &self.socket, "-f", conf.to_str().unwrap()])
             .args(args)
             .env("LC_ALL", "C.UTF-8")
+            // The server this starts passes it on: never the user's cache.
+            .env("MLSIZE_CACHE_DIR", support::fresh_cache_dir())
             .output()
             .unwrap()
     }

@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
             },
             threads: 1,
             cache: None,
+            disk: None,
             census: None,
             progress_total: None,
         };

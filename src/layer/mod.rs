@@ -812,17 +812,17 @@ impl LayerIndex {
     /// How many regular files have each (apparent) size, as
     /// [`count_plain_file_sizes`] counts them, for [`ScanOptions::hash_sizes`].
     pub fn size_counts(&self) -> HashMap<u64, u32> {
-        let mut counts = HashMap::new();
-        for e in self
-            .scan
-            .entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::File)
-        {
-            *counts.entry(e.bytes).or_insert(0) += 1;
-        }
-        counts
+        size_counts(&self.scan.entries)
     }
+}
+
+/// How many regular files of `entries` have each (apparent) size.
+pub fn size_counts(entries: &[LayerEntry]) -> HashMap<u64, u32> {
+    let mut counts = HashMap::new();
+    for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
+        *counts.entry(e.bytes).or_insert(0) += 1;
+    }
+    counts
 }
 
 /// A window of a file (`len` bytes from `start`) read through a buffer, that

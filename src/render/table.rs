@@ -177,6 +177,23 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         "{name}  {}  {}  {} layers  ({verified})",
         im.platform, im.format, im.layer_count
     )?;
+    if let Some(c) = im.cache.as_ref().filter(|c| c.layers_from_cache > 0) {
+        let mut how = Vec::new();
+        if !c.not_reread.is_empty() {
+            how.push(format!("{} not re-read", c.not_reread.len()));
+        }
+        if !c.rehashed.is_empty() {
+            how.push(format!("{} re-hashed to verify", c.rehashed.len()));
+        }
+        writeln!(
+            out,
+            "cache: {} of {} layers ({}) from the layer cache ({}); --no-cache reads them again",
+            c.layers_from_cache,
+            im.layer_count,
+            o.bytes(c.bytes_from_cache),
+            how.join(", ")
+        )?;
+    }
     let mut s = new_table(&["", "bytes", ""], o.width);
     // Never present uncompressed bytes as a download size: layers stored as
     // plain tar (docker save) get the gzip size a push would store, estimated.

@@ -111,6 +111,10 @@ pub struct ImageTotals {
     pub cuda_duplicate_reclaimable_bytes: u64,
     /// Bytes of layers shared with `--base`.
     pub base_bytes: Option<u64>,
+    /// Which layers came from the layer cache and which were read (`None`
+    /// with `--no-cache`). A layer from the cache has the figures of the
+    /// content its digest names, as verified when the entry was written.
+    pub cache: Option<crate::source::cache::CacheUse>,
 }
 
 /// What [`ImageTotals::download_bytes`] is made of.
@@ -295,6 +299,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         meta,
         scans,
         verified,
+        cache,
     } = image;
     let n = scans.len();
     let attribution = attribute(&meta.config.history, n);
@@ -476,6 +481,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
         duplicate_reclaimable_bytes: duplicates.iter().map(|d| d.reclaimable_bytes).sum(),
         cuda_duplicate_reclaimable_bytes: cuda_duplicates.iter().map(|d| d.reclaimable_bytes).sum(),
         base_bytes,
+        cache,
     };
     let (recommendations, targets, estimated) = advice::recommend(
         &inodes,

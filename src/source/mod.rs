@@ -27,6 +27,7 @@
 //! compression, then for a tar header.
 
 mod archive;
+pub mod cache;
 mod dir_transport;
 pub mod engine;
 mod layout;
@@ -60,6 +61,8 @@ pub struct LoadedImage {
     pub scans: Vec<LayerScan>,
     /// Whether digests were verified.
     pub verified: bool,
+    /// What came from the layer cache (`None`: no cache was used).
+    pub cache: Option<cache::CacheUse>,
 }
 
 /// Options for loading an image.
@@ -73,6 +76,8 @@ pub struct LoadOptions {
     pub threads: usize,
     /// Scans shared with other images being read at the same time.
     pub cache: Option<Arc<ScanCache>>,
+    /// The layer cache on disk (`None`: `--no-cache`).
+    pub disk: Option<Arc<cache::LayerCache>>,
     /// This image's seat in the size census of the images read together;
     /// `None` when it is read alone.
     pub census: Option<Arc<CensusSeat>>,

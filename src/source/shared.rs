@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
+use super::cache::Fetched;
 use crate::layer::LayerScan;
 
 /// Layer scans shared by several images read at once (`mlsize diff`): a layer
@@ -16,8 +17,8 @@ pub struct ScanCache {
     cells: Mutex<HashMap<String, Arc<ScanCell>>>,
 }
 
-/// One layer's scan, filled by the first reader.
-type ScanCell = OnceLock<Result<LayerScan, String>>;
+/// One layer's scan, filled by the first reader, and how it was obtained.
+type ScanCell = OnceLock<(Result<LayerScan, String>, Fetched)>;
 
 impl ScanCache {
     pub(super) fn cell(&self, diff_id: &str) -> Option<Arc<ScanCell>> {

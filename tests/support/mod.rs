@@ -17,7 +17,25 @@ pub fn mlsize() -> Command {
     c.env_remove("GITHUB_STEP_SUMMARY");
     // Tables are 100 columns wide in a pipe unless $COLUMNS says otherwise.
     c.env_remove("COLUMNS");
+    // Never the user's layer cache, and a cold one for every run: a test
+    // that wants a warm cache sets MLSIZE_CACHE_DIR (or --cache-dir) itself.
+    c.env("MLSIZE_CACHE_DIR", fresh_cache_dir());
+    c.env_remove("MLSIZE_CACHE_MAX");
     c
+}
+
+/// An empty directory for one run's layer cache, under the test target's
+/// temporary directory.
+pub fn fresh_cache_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cache-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
 }
 
 /// Runs mlsize with `args` plus `--format json`, expects success, parses stdout.

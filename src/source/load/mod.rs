@@ -11,6 +11,7 @@ use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
+use super::cache::{CacheKey, CacheUse, Fetched};
 use super::meta::{ImageMeta, LayerDesc, short_digest};
 use super::shared::{LayerSizes, Tally};
 use super::{Blob, LoadOptions, LoadedImage, RandomAccess, Sequential};
@@ -23,19 +24,199 @@ use crate::layer::{
 /// What reading a blob gave, by the blob's name.
 type Scans = HashMap<String, Result<LayerScan, String>>;
 
+/// How each blob's scan was obtained, by the blob's name (blobs missing from
+/// it were read).
+type FetchedBy = HashMap<String, Fetched>;
+
 /// Loads the selected image of a random-access source.
 pub(super) fn load_random(src: &dyn RandomAccess, opts: &LoadOptions) -> Result<LoadedImage> {
     let mut meta = src.resolve(&opts.selection)?;
     let origin = src.origin();
-    let mut scans = scan_random(src, &meta, opts)?;
+    let (mut scans, fetched) = scan_random(src, &meta, opts)?;
     let scans = assemble(origin, &meta, |blob, last| take(&mut scans, blob, last))?;
     verify_layers(origin, &meta, &scans, opts.selection.verify)?;
+    let cache = store_fresh(&meta, &scans, opts, |blob| fetched.get(blob).copied());
     src.complete(&mut meta, &scans);
     Ok(LoadedImage {
         meta,
         scans,
         verified: opts.selection.verify,
+        cache,
     })
+}
+
+/// The cache key of a layer and whether a hit may be used without reading
+/// the blob: yes for a blob named by its descriptor's digest; for a
+/// docker-save legacy layer, known only by the diff_id of its bytes, only
+/// without verification (with it, the bytes are still hashed).
+fn cache_key(l: &LayerDesc, verify: bool) -> Option<(CacheKey, bool)> {
+    let size = l.size?;
+    match l.digest.as_deref().filter(|d| d.starts_with("sha256:")) {
+        Some(d) => Some((CacheKey::new(d, size)?, true)),
+        None => Some((CacheKey::new(l.diff_id.as_deref()?, size)?, !verify)),
+    }
+}
+
+/// A scan from the cache as this run would have made it: without
+/// verification, a fresh read computes no digests; a layer past
+/// `--max-uncompressed` fails as a read would.
+fn adjust_hit(
+    mut scan: LayerScan,
+    opts: &ScanOptions,
+    count_progress: bool,
+) -> Result<LayerScan, String> {
+    if let Some(limit) = opts.max_uncompressed_bytes
+        && scan.tar_bytes > limit
+    {
+        return Err(format!(
+            "uncompressed layer exceeds --max-uncompressed ({limit} bytes)"
+        ));
+    }
+    if !opts.verify {
+        scan.blob_digest = None;
+        scan.diff_id = None;
+    }
+    if let Some(p) = opts.progress.as_ref().filter(|_| count_progress) {
+        p.fetch_add(scan.compressed_bytes, Ordering::Relaxed);
+    }
+    Ok(scan)
+}
+
+/// After verification: stores the layers read in this run (verified runs
+/// only: an entry vouches for its digest) and tallies what came from where.
+fn store_fresh(
+    meta: &ImageMeta,
+    scans: &[LayerScan],
+    opts: &LoadOptions,
+    fetched: impl Fn(&str) -> Option<Fetched>,
+) -> Option<CacheUse> {
+    let disk = opts.disk.as_deref()?;
+    let how: Vec<Fetched> = meta
+        .layers
+        .iter()
+        .map(|l| fetched(&l.blob).unwrap_or(Fetched::Read))
+        .collect();
+    if opts.scan.verify {
+        // Stored scans hash every file (see cache.rs, "Hashes").
+        let hashed = opts.scan.hash_content && opts.scan.hash_sizes.is_none();
+        let fresh: Vec<(CacheKey, &LayerScan)> = meta
+            .layers
+            .iter()
+            .zip(scans)
+            .zip(&how)
+            .filter(|(_, f)| **f == Fetched::Read)
+            .filter_map(|((l, s), _)| Some((cache_key(l, true)?.0, s)))
+            .collect();
+        use rayon::prelude::*;
+        fresh.par_iter().for_each(|(k, s)| disk.put(k, s, hashed));
+    }
+    Some(CacheUse::tally(
+        how.into_iter()
+            .zip(scans.iter().map(|s| s.compressed_bytes)),
+    ))
+}
+
+/// Hashes a blob whose scan the cache holds under its diff_id (a
+/// docker-save legacy layer read with verification): the entry is used when
+/// the blob's bytes are that layer (its tar stream hashes to the entry's
+/// diff_id), else `None` and the blob is read as usual, which reports what
+/// is wrong as a cold read does.
+fn rehash(blob: Blob, hit: LayerScan, opts: &ScanOptions) -> Option<LayerScan> {
+    use sha2::{Digest, Sha256};
+    use std::io::{BufRead, BufReader, Read};
+    /// Counts raw bytes (for progress and the blob's size) and stops when
+    /// another layer failed.
+    struct Counted<'a, R> {
+        inner: R,
+        n: u64,
+        /// The blob's own digest, when it is compressed.
+        blob: Option<Sha256>,
+        opts: &'a ScanOptions,
+    }
+    impl<R: Read> Read for Counted<'_, R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self
+                .opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                return Err(io::Error::other(crate::layer::CANCELLED));
+            }
+            let k = self.inner.read(buf)?;
+            self.n += k as u64;
+            if let Some(h) = &mut self.blob {
+                h.update(&buf[..k]);
+            }
+            if let Some(p) = &self.opts.progress {
+                p.fetch_add(k as u64, Ordering::Relaxed);
+            }
+            Ok(k)
+        }
+    }
+    let (r, _) = blob.into_reader().ok()?;
+    let mut raw = BufReader::with_capacity(
+        64 << 10,
+        Counted {
+            inner: r,
+            n: 0,
+            blob: None,
+            opts,
+        },
+    );
+    let compression = Compression::sniff(raw.fill_buf().ok()?).ok()?;
+    if compression != Compression::None {
+        // Nothing of the buffer is consumed yet: hash it from the start.
+        let head = raw.buffer().to_vec();
+        let mut h = Sha256::new();
+        h.update(&head);
+        raw.get_mut().blob = Some(h);
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pump = |src: &mut dyn Read| -> Option<()> {
+        loop {
+            match src.read(&mut buf) {
+                Ok(0) => return Some(()),
+                Ok(k) => h.update(&buf[..k]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+    };
+    let raw = match compression {
+        Compression::None => {
+            pump(&mut raw)?;
+            raw
+        }
+        Compression::Gzip => {
+            let mut d = flate2::bufread::MultiGzDecoder::new(raw);
+            pump(&mut d)?;
+            d.into_inner()
+        }
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(raw).ok()?;
+            d.window_log_max(31).ok()?;
+            pump(&mut d)?;
+            d.finish()
+        }
+    };
+    // Trailing bytes after a compressed stream are an error a read reports.
+    let mut rest = raw;
+    if !rest.fill_buf().ok()?.is_empty() {
+        return None;
+    }
+    let counted = rest.into_inner();
+    let digest = crate::layer::sha256_string(&h.finalize());
+    let blob_digest = match counted.blob {
+        Some(b) => crate::layer::sha256_string(&b.finalize()),
+        None => digest.clone(),
+    };
+    (hit.compression == compression
+        && counted.n == hit.compressed_bytes
+        && hit.diff_id.as_deref() == Some(digest.as_str())
+        && hit.blob_digest.as_deref() == Some(blob_digest.as_str()))
+    .then_some(hit)
 }
 
 /// Loads the selected image of a sequential source: one pass scans every
@@ -50,7 +231,7 @@ pub(super) fn load_sequential(src: Sequential, opts: &LoadOptions) -> Result<Loa
         tar,
         compression,
     } = src.open()?;
-    let (store, mut scans) = pass::pass(&origin, tar, opts)?;
+    let (store, mut scans, fetched) = pass::pass(&origin, tar, opts)?;
     let mut meta = super::meta::resolve(&store, &opts.selection)?;
     meta.format = compression.format(&meta.format);
     let scans = assemble(&origin, &meta, |blob, last| {
@@ -62,10 +243,14 @@ pub(super) fn load_sequential(src: Sequential, opts: &LoadOptions) -> Result<Loa
         }
     })?;
     verify_layers(&origin, &meta, &scans, opts.selection.verify)?;
+    let cache = store_fresh(&meta, &scans, opts, |blob| {
+        fetched.get(&store.resolve_name(blob)).copied()
+    });
     Ok(LoadedImage {
         meta,
         scans,
         verified: opts.selection.verify,
+        cache,
     })
 }
 
@@ -262,7 +447,11 @@ fn index_if_plain(
 /// whose size repeats are hashed. Without verification, an indexed blob's
 /// data is then read only for those files; with it, every blob is streamed
 /// whole.
-fn scan_random(src: &dyn RandomAccess, meta: &ImageMeta, opts: &LoadOptions) -> Result<Scans> {
+fn scan_random(
+    src: &dyn RandomAccess,
+    meta: &ImageMeta,
+    opts: &LoadOptions,
+) -> Result<(Scans, FetchedBy)> {
     let origin = src.origin();
     let mut unique: Vec<(usize, u64)> = Vec::new();
     let mut seen: std::collections::HashSet<&str> = Default::default();
@@ -290,13 +479,40 @@ fn scan_random(src: &dyn RandomAccess, meta: &ImageMeta, opts: &LoadOptions) -> 
         src.open_blob(l).map_err(|e| blob_error(&l.blob, e))
     };
 
+    // Phase 0: the layers the cache holds and that need no reading.
+    let disk = opts.disk.as_deref();
+    let hits: Mutex<HashMap<usize, LayerScan>> = Mutex::default();
+    if let Some(d) = disk {
+        pool.scope_fifo(|s| {
+            for &(i, _) in &unique {
+                let Some((key, true)) = cache_key(&meta.layers[i], verify) else {
+                    continue;
+                };
+                let hits = &hits;
+                s.spawn_fifo(move |_| {
+                    if let Some(scan) = d.get(&key, &opts.scan.rules, opts.scan.hash_content)
+                        && let Ok(mut m) = hits.lock()
+                    {
+                        m.insert(i, scan);
+                    }
+                });
+            }
+        });
+    }
+    let hits = hits
+        .into_inner()
+        .map_err(|_| Error::Usage("a layer worker panicked".into()))?;
+    // A run that stores what it reads hashes every file (cache.rs,
+    // "Hashes"), so it takes no census.
+    let storing = disk.is_some() && verify;
+
     // Phase 1: index uncompressed blobs from their headers: for the size
     // census, and, without verification, to read no more than needed.
     let indexed: Mutex<HashMap<usize, Result<Option<Indexed>, String>>> = Mutex::default();
     let budget = ReadBudget::for_image(unique.iter().map(|u| u.1).sum());
-    if src.positioned() && (opts.scan.hash_content || !verify) {
+    if src.positioned() && (!verify || (opts.scan.hash_content && !storing)) {
         pool.scope_fifo(|s| {
-            for &(i, _) in &unique {
+            for &(i, _) in unique.iter().filter(|(i, _)| !hits.contains_key(i)) {
                 let (indexed, open, budget) = (&indexed, &open, &budget);
                 s.spawn_fifo(move |_| {
                     let r = open(i).and_then(|b| index_if_plain(b, &opts.scan, budget));
@@ -320,17 +536,23 @@ fn scan_random(src: &dyn RandomAccess, meta: &ImageMeta, opts: &LoadOptions) -> 
         }
     }
     let all_indexed = opts.scan.hash_content
+        && !storing
         && unique.iter().all(|(i, _)| {
-            matches!(
-                indexed.get(i),
-                Some(Ok(Some(Indexed::Entries(_) | Indexed::Sizes(_))))
-            )
+            hits.contains_key(i)
+                || matches!(
+                    indexed.get(i),
+                    Some(Ok(Some(Indexed::Entries(_) | Indexed::Sizes(_))))
+                )
         });
     let layer_sizes: Option<Vec<LayerSizes>> = all_indexed.then(|| {
         let mut out = Vec::new();
         for (i, _) in &unique {
             let l = &meta.layers[*i];
             let key = shared_key(l).unwrap_or_else(|| format!("{} in {origin}", l.blob));
+            if let Some(hit) = hits.get(i) {
+                out.push((key, crate::layer::size_counts(&hit.entries)));
+                continue;
+            }
             match indexed.get(i) {
                 Some(Ok(Some(Indexed::Entries(ix)))) => out.push((key, ix.size_counts())),
                 Some(Ok(Some(Indexed::Sizes(sizes)))) => out.push((key, sizes.clone())),
@@ -365,13 +587,38 @@ fn scan_random(src: &dyn RandomAccess, meta: &ImageMeta, opts: &LoadOptions) -> 
     let indexed = Mutex::new(indexed);
 
     // Phase 2: read (and hash) what is needed, blob by blob.
-    let results: Mutex<Scans> = Mutex::new(HashMap::new());
+    let mut fetched: FetchedBy = HashMap::new();
+    let mut from_cache: Scans = HashMap::new();
+    for (i, hit) in hits {
+        let blob = meta.layers[i].blob.clone();
+        fetched.insert(blob.clone(), Fetched::Cached);
+        from_cache.insert(blob, adjust_hit(hit, &scan_opts, true));
+    }
+    let results: Mutex<(Scans, FetchedBy)> = Mutex::new((from_cache, fetched));
     pool.scope_fifo(|s| {
         for &(i, _) in &unique {
+            if results
+                .lock()
+                .is_ok_and(|r| r.0.contains_key(&meta.layers[i].blob))
+            {
+                continue;
+            }
             let (results, indexed, open, scan_opts, cancel) =
                 (&results, &indexed, &open, &scan_opts, &cancel);
             s.spawn_fifo(move |_| {
-                let read = || {
+                // A docker-save legacy layer the cache holds under its
+                // diff_id: its bytes are hashed, not scanned.
+                let rehashed = || {
+                    let d = disk.filter(|_| verify)?;
+                    let (key, trusted) = cache_key(&meta.layers[i], verify)?;
+                    if trusted {
+                        // Looked up in phase 0.
+                        return None;
+                    }
+                    let hit = d.get(&key, &scan_opts.rules, scan_opts.hash_content)?;
+                    rehash(open(i).ok()?, hit, scan_opts)
+                };
+                let fresh = || {
                     let ix = indexed.lock().ok().and_then(|mut m| m.remove(&i));
                     match (ix, open(i)?) {
                         (Some(Ok(Some(Indexed::Entries(ix)))), Blob::File { file, start, .. }) => {
@@ -385,12 +632,16 @@ fn scan_random(src: &dyn RandomAccess, meta: &ImageMeta, opts: &LoadOptions) -> 
                         }
                     }
                 };
+                let read = || match rehashed() {
+                    Some(hit) => (adjust_hit(hit, scan_opts, false), Fetched::Rehashed),
+                    None => (fresh(), Fetched::Read),
+                };
                 let shared = opts
                     .cache
                     .as_ref()
                     .zip(shared_key(&meta.layers[i]))
                     .and_then(|(c, key)| c.cell(&key));
-                let r = match shared {
+                let (r, how) = match shared {
                     Some(cell) => cell.get_or_init(read).clone(),
                     None => read(),
                 };
@@ -398,7 +649,9 @@ fn scan_random(src: &dyn RandomAccess, meta: &ImageMeta, opts: &LoadOptions) -> 
                     cancel.store(true, Ordering::Relaxed);
                 }
                 if let Ok(mut m) = results.lock() {
-                    m.insert(meta.layers[i].blob.clone(), r);
+                    let blob = meta.layers[i].blob.clone();
+                    m.1.insert(blob.clone(), how);
+                    m.0.insert(blob, r);
                 }
             });
         }

@@ -13,12 +13,13 @@ use std::thread::ScopedJoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use super::Scans;
+use super::{FetchedBy, Scans, adjust_hit};
 use crate::error::{Error, Result};
 use crate::layer::tar::{Kind, Limits, TarStream};
 use crate::layer::{LayerScan, scan_layer};
 use crate::source::LoadOptions;
 use crate::source::archive::link_member;
+use crate::source::cache::{CacheKey, Fetched};
 use crate::source::meta::{self, MAX_DOC_BYTES, Store};
 use crate::source::stream::outer_error;
 
@@ -153,7 +154,7 @@ pub(super) fn pass<R: BufRead + Send>(
     origin: &str,
     reader: R,
     opts: &LoadOptions,
-) -> Result<(StreamStore, Scans)> {
+) -> Result<(StreamStore, Scans, FetchedBy)> {
     let mut store = StreamStore {
         origin: origin.to_string(),
         docs: HashMap::new(),
@@ -162,6 +163,17 @@ pub(super) fn pass<R: BufRead + Send>(
         order: Vec::new(),
     };
     let mut results: Scans = HashMap::new();
+    let mut fetched: FetchedBy = HashMap::new();
+    // A blob named for its digest (an OCI layout in a tar) can be looked up
+    // in the cache as it goes by: a hit is skipped over, not scanned. A
+    // docker-save legacy layer (`<id>/layer.tar`) is known only by the
+    // diff_id of its bytes, which the manifest, written last, ties to it:
+    // it is always scanned (and stored).
+    let cached = |name: &str, size: u64| {
+        let disk = opts.disk.as_deref()?;
+        let key = CacheKey::new(&meta::digest_of_path(name)?, size)?;
+        disk.get(&key, &opts.scan.rules, opts.scan.hash_content)
+    };
     let max_workers = opts.threads.max(1);
     let mut doc_bytes = 0u64;
     let mut stream = TarStream::new(reader, Limits::default());
@@ -208,6 +220,7 @@ pub(super) fn pass<R: BufRead + Send>(
                 Head(Vec<u8>),
                 Doc(Vec<u8>),
                 Blob(Feed<'s>),
+                Cached(Box<LayerScan>),
             }
             let mut sink = Sink::Head(Vec::with_capacity(512));
             let spawn = |head: Vec<u8>| {
@@ -238,6 +251,8 @@ pub(super) fn pass<R: BufRead + Send>(
             let decide = |head: Vec<u8>| {
                 if looks_like_json(&head) && size <= MAX_DOC_BYTES {
                     Sink::Doc(head)
+                } else if let Some(scan) = cached(&name, size) {
+                    Sink::Cached(Box::new(scan))
                 } else {
                     spawn(head)
                 }
@@ -261,6 +276,7 @@ pub(super) fn pass<R: BufRead + Send>(
                         feed.push(chunk, &pool_rx);
                         Sink::Blob(feed)
                     }
+                    cached @ Sink::Cached(_) => cached,
                 };
             });
             if let Sink::Head(head) = sink {
@@ -295,6 +311,10 @@ pub(super) fn pass<R: BufRead + Send>(
                         collect_one(&mut workers, &mut results);
                     }
                 }
+                Sink::Cached(scan) => {
+                    fetched.insert(name.clone(), Fetched::Cached);
+                    results.insert(name, adjust_hit(*scan, &opts.scan, true));
+                }
                 Sink::Head(_) => {}
             }
         }
@@ -307,5 +327,5 @@ pub(super) fn pass<R: BufRead + Send>(
     let mut rest = stream.into_inner();
     io::copy(&mut rest, &mut io::sink())
         .map_err(|e| outer_error(origin, e, "after its last member"))?;
-    Ok((store, results))
+    Ok((store, results, fetched))
 }
