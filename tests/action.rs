@@ -216,7 +216,8 @@ fn errors_are_annotated_and_exit_2_without_outputs() {
     let budget = write(e.dir.path(), "budget.toml", b"max_layers = 6\n");
     // (inputs, the annotation, mlsize's stderr line)
     let missing = e.path("missing.tar").display().to_string();
-    let cases: Vec<(Vec<(&str, &str)>, String, String)> = vec![
+    type Inputs<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Inputs, String, String)> = vec![
         (
             vec![("BUDGET", budget.as_str())],
             "::error title=mlsize::the 'image' input is empty: give an image archive or a reference such as docker://ghcr.io/org/app:tag\n".into(),
