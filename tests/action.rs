@@ -58,6 +58,8 @@ impl Env {
         cmd.arg(SCRIPT)
             .current_dir(self.dir.path())
             .env("MLSIZE", env!("CARGO_BIN_EXE_mlsize"))
+            // Never the user's layer cache (see support::mlsize).
+            .env("MLSIZE_CACHE_DIR", support::fresh_cache_dir())
             .env("GITHUB_OUTPUT", &outputs)
             .env("GITHUB_STEP_SUMMARY", &summary)
             .env("RUNNER_TEMP", &runner_temp)

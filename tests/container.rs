@@ -28,7 +28,7 @@ fn static_binary() -> Option<PathBuf> {
     let path = std::env::var_os("MLSIZE_STATIC").map_or_else(
         || {
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/x86_64-unknown-linux-gnu/release/mlsize")
+                .join("target/x86_64-unknown-linux-gnu/ci-static/mlsize")
         },
         PathBuf::from,
     );
@@ -41,7 +41,7 @@ fn static_binary() -> Option<PathBuf> {
         path.display()
     );
     eprintln!(
-        "skipped: no static binary at {} (RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked --release --target x86_64-unknown-linux-gnu)",
+        "skipped: no static binary at {} (RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked --profile ci-static --target x86_64-unknown-linux-gnu)",
         path.display()
     );
     None
