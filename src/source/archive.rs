@@ -181,10 +181,6 @@ impl Store for TarArchive {
 }
 
 impl RandomAccess for TarArchive {
-    fn origin(&self) -> &str {
-        &self.origin
-    }
-
     fn resolve(&self, sel: &Selection) -> Result<ImageMeta> {
         let mut meta = meta::resolve(self, sel)?;
         meta.format = archive_format(&meta.format);

@@ -194,19 +194,9 @@ impl Store for DirTransport {
     fn origin(&self) -> &str {
         &self.origin
     }
-    fn is_empty(&self) -> bool {
-        false
-    }
-    fn sample_names(&self) -> Vec<String> {
-        Vec::new()
-    }
 }
 
 impl RandomAccess for DirTransport {
-    fn origin(&self) -> &str {
-        &self.origin
-    }
-
     fn resolve(&self, sel: &Selection) -> Result<ImageMeta> {
         DirTransport::resolve(self, sel)
     }

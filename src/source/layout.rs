@@ -49,19 +49,9 @@ impl Store for Layout {
     fn origin(&self) -> &str {
         &self.origin
     }
-    fn is_empty(&self) -> bool {
-        false
-    }
-    fn sample_names(&self) -> Vec<String> {
-        Vec::new()
-    }
 }
 
 impl RandomAccess for Layout {
-    fn origin(&self) -> &str {
-        &self.origin
-    }
-
     fn resolve(&self, sel: &Selection) -> Result<ImageMeta> {
         let mut meta = meta::resolve(self, sel)?;
         meta.format = "oci-layout".into();

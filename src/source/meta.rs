@@ -73,9 +73,15 @@ pub trait Store {
     /// Host name of the input, for messages.
     fn origin(&self) -> &str;
     /// Whether the store has any file at all.
-    fn is_empty(&self) -> bool;
-    /// A few file names, to describe what a non-image archive holds.
-    fn sample_names(&self) -> Vec<String>;
+    /// (A layout or a registry always has something.)
+    fn is_empty(&self) -> bool {
+        false
+    }
+    /// A few file names, to describe what a non-image archive holds (none
+    /// where files have no names worth showing).
+    fn sample_names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A platform to match: `os/arch[/variant]` as the user asks for it, as an

@@ -131,10 +131,10 @@ impl Blob {
 /// A source whose documents and blobs can be read in any order, any number
 /// of times. It only resolves documents and opens blobs; the loader does the
 /// rest, the same for every source.
-pub trait RandomAccess: Send + Sync {
-    /// How messages name the input.
-    fn origin(&self) -> &str;
-
+///
+/// Its documents are read through [`meta::Store`] (which also names the
+/// input in messages, [`meta::Store::origin`]).
+pub trait RandomAccess: meta::Store + Send + Sync {
     /// The selected image's metadata, from its documents alone (no layer is
     /// read), with [`ImageMeta::format`] naming the medium and layout.
     fn resolve(&self, sel: &Selection) -> Result<ImageMeta>;

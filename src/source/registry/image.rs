@@ -117,19 +117,9 @@ impl Store for RegistryImage {
     fn origin(&self) -> &str {
         &self.origin
     }
-    fn is_empty(&self) -> bool {
-        false
-    }
-    fn sample_names(&self) -> Vec<String> {
-        Vec::new()
-    }
 }
 
 impl RandomAccess for RegistryImage {
-    fn origin(&self) -> &str {
-        &self.origin
-    }
-
     fn resolve(&self, sel: &Selection) -> Result<ImageMeta> {
         let mut meta = meta::resolve(self, sel)?;
         meta.format = "registry".into();
