@@ -127,6 +127,7 @@ pub fn input_options(a: &InputArgs, quiet: bool) -> Result<InputOptions> {
             disk: layer_cache(a.cache_dir.as_deref(), a.no_cache)?,
             census: None,
             progress_total: None,
+            layer_progress: None,
         },
         rules,
         progress: !quiet && io::stderr().is_terminal(),
@@ -298,10 +299,14 @@ pub fn load_analysis(input: &str, opts: &InputOptions, report: &ReportOptions) -
     let total = Arc::new(AtomicU64::new(0));
     load.scan.progress = Some(read.clone());
     load.progress_total = Some(total.clone());
+    let layers = Arc::new(crate::source::LayerProgress::default());
+    if opts.progress {
+        load.layer_progress = Some(layers.clone());
+    }
     let done = Arc::new(AtomicBool::new(false));
     let shown = opts
         .progress
-        .then(|| show_progress(input, read, total, done.clone()));
+        .then(|| show_progress(input, read, total, layers, done.clone()));
     let loaded = opened.source.load(&load);
     done.store(true, Ordering::Relaxed);
     if let Some(h) = shown {
@@ -313,25 +318,30 @@ pub fn load_analysis(input: &str, opts: &InputOptions, report: &ReportOptions) -
 
 /// Draws the progress of a load on stderr until `done`: a bar with the
 /// total, percentage and time left once the loader knows the total, a
-/// spinner with the bytes read so far while it does not (standard input).
+/// spinner with the bytes read so far while it does not (standard input, an
+/// engine's export); under it, a line per blob being downloaded (a registry)
+/// with its bytes and rate.
 fn show_progress(
     input: &str,
     read: Arc<AtomicU64>,
     total: Arc<AtomicU64>,
+    layers: Arc<crate::source::LayerProgress>,
     done: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
-    use indicatif::{ProgressBar, ProgressStyle};
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
     let style = |template: &str| {
         ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
     };
-    let pb = ProgressBar::with_draw_target(None, NarrowStderr::target());
+    let mp = MultiProgress::with_draw_target(NarrowStderr::target());
+    let pb = mp.add(ProgressBar::new(0));
     pb.set_style(style(
         "{spinner} {msg}: read {bytes} of layer blobs ({binary_bytes_per_sec})",
     ));
     pb.set_message(crate::render::table::fit_path(input, 24));
-    clear_on_interrupt(&pb);
+    clear_on_interrupt(&mp);
     std::thread::spawn(move || {
         let mut sized = false;
+        let mut lines: Vec<(u64, ProgressBar)> = Vec::new();
         while !done.load(Ordering::Relaxed) {
             let len = total.load(Ordering::Relaxed);
             if !sized && len > 0 {
@@ -346,9 +356,41 @@ fn show_progress(
             if !sized {
                 pb.tick();
             }
+            // One line per blob being downloaded; gone when it is read.
+            let now = layers.snapshot();
+            lines.retain(|(id, bar)| {
+                let alive = now.iter().any(|r| r.id == *id);
+                if !alive {
+                    bar.finish_and_clear();
+                    mp.remove(bar);
+                }
+                alive
+            });
+            for r in &now {
+                let bar = match lines.iter().find(|(id, _)| *id == r.id) {
+                    Some((_, bar)) => bar.clone(),
+                    None => {
+                        let bar = mp.add(ProgressBar::new(r.total.unwrap_or(0)));
+                        bar.set_style(style(match r.total {
+                            Some(_) => {
+                                "  {msg} {bar:24} {bytes}/{total_bytes} {binary_bytes_per_sec}"
+                            }
+                            None => "  {msg} {bytes} {binary_bytes_per_sec}",
+                        }));
+                        bar.set_message(r.label.clone());
+                        lines.push((r.id, bar.clone()));
+                        bar
+                    }
+                };
+                bar.set_position(r.read.load(Ordering::Relaxed));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+        for (_, bar) in &lines {
+            bar.finish_and_clear();
+        }
         pb.finish_and_clear();
+        let _ = mp.clear();
         if let Ok(mut bar) = ON_SCREEN.lock() {
             *bar = None;
         }
@@ -406,19 +448,19 @@ impl indicatif::TermLike for NarrowStderr {
     }
 }
 
-/// The progress bar on screen, for the Ctrl-C handler to clear.
-static ON_SCREEN: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+/// The progress bars on screen, for the Ctrl-C handler to clear.
+static ON_SCREEN: Mutex<Option<indicatif::MultiProgress>> = Mutex::new(None);
 
 /// Makes Ctrl-C clear `pb` before exiting with 130 (128 + SIGINT, what a
 /// shell reports for a command it interrupted). Without the handler SIGINT
 /// kills the process mid-draw and the bar stays on the screen.
-fn clear_on_interrupt(pb: &indicatif::ProgressBar) {
+fn clear_on_interrupt(pb: &indicatif::MultiProgress) {
     static HANDLER: Once = Once::new();
     HANDLER.call_once(|| {
         // Fails only when another handler is set; the bar then stays, as before.
         let _ = ctrlc::set_handler(|| {
-            if let Some(pb) = ON_SCREEN.lock().ok().and_then(|mut b| b.take()) {
-                pb.finish_and_clear();
+            if let Some(mp) = ON_SCREEN.lock().ok().and_then(|mut b| b.take()) {
+                let _ = mp.clear();
             }
             std::process::exit(130);
         });

@@ -92,6 +92,7 @@ fn load(name: &str, reader: Box<dyn Read + Send>) -> LoadedImage {
         disk: None,
         census: None,
         progress_total: None,
+        layer_progress: None,
     };
     mlsize::source::open_reader(name, reader)
         .load(&opts)

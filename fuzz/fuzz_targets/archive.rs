@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
             disk: None,
             census: None,
             progress_total: None,
+            layer_progress: None,
         };
         let ro = ReportOptions {
             top: 5,

@@ -86,6 +86,86 @@ pub struct LoadOptions {
     /// known up front (every random-access source; not a sequential one,
     /// which is read in one pass).
     pub progress_total: Option<Arc<AtomicU64>>,
+    /// Blobs being read as streams (a registry's downloads), each with its
+    /// own count, for a progress line per layer.
+    pub layer_progress: Option<Arc<LayerProgress>>,
+}
+
+/// The stream blobs being read right now, for a progress line per layer.
+#[derive(Debug, Default)]
+pub struct LayerProgress {
+    next: AtomicU64,
+    active: std::sync::Mutex<Vec<LayerRead>>,
+}
+
+/// One blob being read.
+#[derive(Debug, Clone)]
+pub struct LayerRead {
+    /// Stable while the blob is read.
+    pub id: u64,
+    /// `layer 3/7 sha256:0123456789ab`.
+    pub label: String,
+    /// The blob's size, when known.
+    pub total: Option<u64>,
+    /// Bytes read so far.
+    pub read: Arc<AtomicU64>,
+}
+
+impl LayerProgress {
+    /// The blobs being read now, in the order they started.
+    pub fn snapshot(&self) -> Vec<LayerRead> {
+        self.active.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Counts what `reader` gives under `label` until it is dropped.
+    fn track(
+        self: &Arc<Self>,
+        label: String,
+        total: Option<u64>,
+        reader: Box<dyn Read + Send>,
+    ) -> Box<dyn Read + Send> {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let read = Arc::new(AtomicU64::new(0));
+        if let Ok(mut a) = self.active.lock() {
+            a.push(LayerRead {
+                id,
+                label,
+                total,
+                read: read.clone(),
+            });
+        }
+        Box::new(Tracked {
+            inner: reader,
+            read,
+            id,
+            progress: self.clone(),
+        })
+    }
+}
+
+/// A blob's reader that counts for [`LayerProgress`] and leaves it when done.
+struct Tracked {
+    inner: Box<dyn Read + Send>,
+    read: Arc<AtomicU64>,
+    id: u64,
+    progress: Arc<LayerProgress>,
+}
+
+impl Read for Tracked {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.progress.active.lock() {
+            a.retain(|r| r.id != self.id);
+        }
+    }
 }
 
 /// A layer blob as a source opens it.
@@ -407,5 +487,33 @@ fn archive_format(documents: &str) -> String {
     match documents {
         "oci" => "oci-archive".into(),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tracked_blob_counts_its_bytes_and_leaves_when_read() {
+        let p = Arc::new(LayerProgress::default());
+        let mut r = p.track(
+            "layer 1/2 sha256:0123456789ab".into(),
+            Some(10),
+            Box::new(&b"0123456789"[..]),
+        );
+        let mut buf = [0u8; 4];
+        r.read_exact(&mut buf).unwrap();
+        let now = p.snapshot();
+        assert_eq!(now.len(), 1);
+        assert_eq!(
+            (now[0].label.as_str(), now[0].total),
+            ("layer 1/2 sha256:0123456789ab", Some(10))
+        );
+        assert_eq!(now[0].read.load(std::sync::atomic::Ordering::Relaxed), 4);
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        assert_eq!(now[0].read.load(std::sync::atomic::Ordering::Relaxed), 10);
+        drop(r);
+        assert!(p.snapshot().is_empty());
     }
 }

@@ -476,7 +476,24 @@ fn scan_random(
     let verify = opts.scan.verify;
     let open = |i: usize| {
         let l = &meta.layers[i];
-        src.open_blob(l).map_err(|e| blob_error(&l.blob, e))
+        let blob = src.open_blob(l).map_err(|e| blob_error(&l.blob, e))?;
+        // A stream (a download) gets a progress line of its own.
+        Ok(match (blob, &opts.layer_progress) {
+            (Blob::Stream { reader, len }, Some(p)) => Blob::Stream {
+                reader: p.track(
+                    format!(
+                        "layer {}/{} {}",
+                        i + 1,
+                        meta.layers.len(),
+                        layer_label(meta, i)
+                    ),
+                    len,
+                    reader,
+                ),
+                len,
+            },
+            (blob, _) => blob,
+        })
     };
 
     // Phase 0: the layers the cache holds and that need no reading.
