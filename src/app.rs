@@ -63,6 +63,15 @@ pub fn generate(kind: crate::cli::Generate, out: &mut dyn Write) -> io::Result<(
         Generate::CompletePowershell => Shell::PowerShell,
         Generate::CompleteElvish => Shell::Elvish,
         Generate::Man => return clap_mangen::Man::new(cmd).render(out),
+        Generate::SchemaAnalyze | Generate::SchemaDiff | Generate::SchemaCheck => {
+            use crate::report::schema::{Kind, schema};
+            let kind = match kind {
+                Generate::SchemaAnalyze => Kind::Analyze,
+                Generate::SchemaDiff => Kind::Diff,
+                _ => Kind::Check,
+            };
+            return crate::render::json::render(&schema(kind), out);
+        }
     };
     clap_complete::generate(shell, &mut cmd, "mlsize", out);
     Ok(())

@@ -50,6 +50,12 @@ pub enum Generate {
     CompleteElvish,
     /// The man page (roff), `mlsize.1`.
     Man,
+    /// JSON Schema of `analyze --format json [--tree]` (schema/analyze.schema.json).
+    SchemaAnalyze,
+    /// JSON Schema of `diff --format json [--tree]` (schema/diff.schema.json).
+    SchemaDiff,
+    /// JSON Schema of `check --format json` (schema/check.schema.json).
+    SchemaCheck,
 }
 
 /// Subcommands.

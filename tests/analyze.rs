@@ -225,7 +225,7 @@ fn stdin_reads_one_pass_with_the_manifest_last() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
         assert_kitchen_sink(&v, &built, &format!("stdin {what}"));
     }
 }

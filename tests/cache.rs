@@ -44,7 +44,7 @@ fn without_cache_notes(out: &str) -> String {
 }
 
 fn cache_of(out: &str) -> Value {
-    let v: Value = serde_json::from_str(out).unwrap();
+    let v: Value = checked(serde_json::from_str(out).unwrap());
     v["image"]["cache"].clone()
 }
 
@@ -530,7 +530,7 @@ fn no_cache_neither_reads_nor_writes() {
         .unwrap();
     assert!(out.status.success());
     assert!(!cache.exists(), "nothing written");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
     assert_eq!(v["image"]["cache"], Value::Null);
     // --cache-dir wins over the environment.
     let other = fresh_cache_dir();

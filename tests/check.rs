@@ -39,7 +39,7 @@ fn check(e: &Env, budget: &str, extra: &[&str]) -> (i32, String) {
 
 fn results(e: &Env, budget: &str, extra: &[&str]) -> (i32, Value) {
     let (code, out) = check(e, budget, &[extra, &["--format", "json"]].concat());
-    (code, serde_json::from_str(&out).unwrap())
+    (code, checked(serde_json::from_str(&out).unwrap()))
 }
 
 #[test]
@@ -300,7 +300,7 @@ fn growth_rules_need_and_use_a_baseline() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
     let got: Vec<(&str, bool, f64)> = v["rules"]
         .as_array()
         .unwrap()

@@ -66,7 +66,7 @@ fn docker_run(d: &Dockerd, args: &[&str]) -> (i32, String, String) {
 fn analyze_json(d: &Dockerd, args: &[&str]) -> Value {
     let (code, out, err) = docker_run(d, args);
     assert_eq!(code, 0, "docker run {args:?}: {err}");
-    serde_json::from_str(&out).unwrap()
+    checked(serde_json::from_str(&out).unwrap())
 }
 
 /// The image figures two reads of one image must agree on.

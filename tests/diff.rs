@@ -53,7 +53,7 @@ fn diff_json(dir: &std::path::Path, old: &[u8], new: &[u8], extra: &[&str]) -> (
         String::from_utf8_lossy(&out.stderr)
     );
     (
-        serde_json::from_slice(&out.stdout).unwrap(),
+        checked(serde_json::from_slice(&out.stdout).unwrap()),
         out.status.code().unwrap(),
     )
 }

@@ -270,7 +270,7 @@ fn issue_11_the_estimate_is_the_same_whatever_the_path() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
     assert_eq!(estimates(&v), want, "stdin");
 }
 

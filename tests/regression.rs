@@ -107,7 +107,7 @@ FAIL  max_visible_bytes  8.1 MiB > 976.6 KiB (1MB)  (DIR/mlsize.toml:1)
         "max_visible_bytes = \"1MB\"\n",
         &["--format", "json"],
     );
-    let v: Value = serde_json::from_str(&json).unwrap();
+    let v: Value = checked(serde_json::from_str(&json).unwrap());
     let r = &v["rules"][0];
     assert_eq!(r["measured_bytes"], 8 * MIB as u64 + 151_000);
     assert_eq!(r["explained_bytes"], 50_000);
@@ -549,7 +549,7 @@ fn issue_11_names_origins_and_every_budget_problem() {
         "{text}"
     );
     let (_, json) = ok_out(d, &["check", &oci, "--max-size", "1kB", "--format", "json"]);
-    let v: Value = serde_json::from_str(&json).unwrap();
+    let v: Value = checked(serde_json::from_str(&json).unwrap());
     assert_eq!(v["rules"][0]["origin"], "--max-size");
     let (_, gh) = ok_out(
         d,

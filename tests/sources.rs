@@ -89,7 +89,7 @@ fn json_of(cmd: &mut assert_cmd::Command) -> Value {
         "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    support::checked(serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// `analyze ARG --format json`.

@@ -17,7 +17,7 @@ use crate::category::Rules;
 use crate::overlay::Inode;
 
 /// One fix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Recommendation {
     /// Stable identifier of the kind of fix (`pip-cache`, `deleted-later`, ...).
     pub id: String,
@@ -59,7 +59,7 @@ pub struct Recommendation {
 }
 
 /// The image after every recommendation is applied.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 pub struct Estimate {
     /// Content bytes before (what all layers ship uncompressed).
     pub content_bytes_before: u64,

@@ -338,7 +338,7 @@ impl Budget {
 }
 
 /// A layer responsible for a failure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Culprit {
     /// Layer (0-based).
     pub layer_index: usize,
@@ -351,7 +351,7 @@ pub struct Culprit {
 }
 
 /// A file responsible for a failure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CulpritFile {
     /// Path.
     pub path: String,
@@ -362,7 +362,7 @@ pub struct CulpritFile {
 }
 
 /// A finding (recommendation) that contributes to a failed rule's measure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Bytes of the rule's measure that the finding's fix removes (for
     /// `max_compressed_bytes`, estimated compressed bytes).
@@ -372,7 +372,7 @@ pub struct Finding {
 }
 
 /// One evaluated rule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RuleResult {
     /// Rule name: a budget key, or `categories.pip-cache`.
     pub rule: String,
@@ -883,7 +883,7 @@ cuda-libs = "100MB"
 }
 
 /// The result of `mlsize check`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// Always `mlsize/v1`.
     pub schema: &'static str,

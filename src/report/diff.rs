@@ -15,7 +15,7 @@ use crate::history::match_key;
 use crate::layer::ContentHash;
 
 /// One side of a diff, as summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Side {
     /// Image name.
     pub name: Option<String>,
@@ -30,7 +30,7 @@ pub struct Side {
 }
 
 /// An old/new pair of figures.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Delta {
     /// What is measured.
     pub name: String,
@@ -58,7 +58,7 @@ fn delta(name: &str, old: u64, new: u64) -> Delta {
 }
 
 /// Layers both images have.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Shared {
     /// How many.
     pub layers: usize,
@@ -69,7 +69,7 @@ pub struct Shared {
 }
 
 /// One aligned instruction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct InstructionDelta {
     /// `shared` (same layer), `rebuilt` (same instruction, other content),
     /// `changed` (other instruction in the same place), `added`, `removed`.
@@ -95,7 +95,7 @@ pub struct InstructionDelta {
 }
 
 /// A file that changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FileChange {
     /// Path (the new path for moves).
     pub path: String,
@@ -112,7 +112,7 @@ pub struct FileChange {
 }
 
 /// Files added, removed, grown, shrunk and moved.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 pub struct FileChanges {
     /// New paths.
     pub added: Vec<FileChange>,
@@ -129,7 +129,7 @@ pub struct FileChanges {
 }
 
 /// What changed inside a package whose version did not.
-#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub struct PackageFiles {
     /// Files of the package visible in NEW only.
     pub added: u64,
@@ -147,7 +147,7 @@ pub struct PackageFiles {
 }
 
 /// A package that changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PackageChange {
     /// Package name.
     pub name: String,
@@ -171,7 +171,7 @@ pub struct PackageChange {
 }
 
 /// Package-level changes.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, schemars::JsonSchema)]
 pub struct Packages {
     /// From `*.dist-info` directories (bytes: the visible files their RECORD lists).
     pub python: Vec<PackageChange>,
@@ -180,7 +180,7 @@ pub struct Packages {
 }
 
 /// The headline of a diff, as figures and references.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Visible bytes, NEW − OLD.
     pub visible_delta_bytes: i128,
@@ -198,7 +198,7 @@ pub struct Summary {
 }
 
 /// The `--fail-over` check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Threshold {
     /// `visible_bytes`, or `download_bytes` (compressed, estimated for layers
     /// stored uncompressed) with `--compressed`.
@@ -214,7 +214,7 @@ pub struct Threshold {
 }
 
 /// The whole diff.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Diff {
     /// Always `mlsize/v1`.
     pub schema: &'static str,

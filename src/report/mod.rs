@@ -4,6 +4,7 @@
 pub mod advice;
 pub mod budget;
 pub mod diff;
+pub mod schema;
 pub mod tree;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +35,7 @@ pub struct ReportOptions {
 }
 
 /// The whole analysis of one image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {
     /// Always [`SCHEMA`].
     pub schema: &'static str,
@@ -61,7 +62,7 @@ pub struct Report {
 }
 
 /// Image-wide figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ImageTotals {
     /// Repository and tag, when the archive names the image.
     pub name: Option<String>,
@@ -118,7 +119,7 @@ pub struct ImageTotals {
 }
 
 /// What [`ImageTotals::download_bytes`] is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DownloadBasis {
     /// Every layer is stored compressed: the figure is the blobs' real size
@@ -141,7 +142,7 @@ impl LayerReport {
 }
 
 /// One layer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LayerReport {
     /// 0-based.
     pub index: usize,
@@ -186,7 +187,7 @@ pub struct LayerReport {
 }
 
 /// One history entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HistoryReport {
     /// The builder's record, verbatim.
     pub created_by: String,
@@ -199,7 +200,7 @@ pub struct HistoryReport {
 }
 
 /// A large visible file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TopFile {
     /// Lowest visible path of the content.
     pub path: String,
@@ -212,7 +213,7 @@ pub struct TopFile {
 }
 
 /// Figures for one category.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CategoryReport {
     /// Category name.
     pub name: String,
@@ -227,7 +228,7 @@ pub struct CategoryReport {
 }
 
 /// Identical visible files at different paths.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DuplicateGroup {
     /// Size of each copy.
     pub bytes_each: u64,
@@ -238,7 +239,7 @@ pub struct DuplicateGroup {
 }
 
 /// One CUDA library family present in several directories.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CudaFamily {
     /// Family key, e.g. `libcublasLt.so.12`.
     pub library: String,
@@ -249,7 +250,7 @@ pub struct CudaFamily {
 }
 
 /// One copy of a CUDA library.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CudaCopy {
     /// Path of the copy.
     pub path: String,

@@ -25,7 +25,7 @@ use crate::overlay::Inode;
 pub const NODE_BUDGET: usize = 12_000;
 
 /// A directory, a file, or the small files of a directory.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct TreeNode {
     /// The path component; empty for the root and for aggregated nodes.
     pub name: String,
@@ -249,7 +249,7 @@ const CHANGES: [&str; 4] = ["new", "grew", "shrank", "removed"];
 
 /// A node of the growth tree (`diff --format json --tree`): bytes added and
 /// removed between two images' final filesystems, by directory.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct GrowthNode {
     /// The path component; empty for the root and for aggregated nodes.
     pub name: String,

@@ -415,7 +415,7 @@ pub enum Fetched {
 }
 
 /// How much of an image came from the cache (JSON `image.cache`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CacheUse {
     /// Layers whose scan came from the cache.
     pub layers_from_cache: usize,

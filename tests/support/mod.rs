@@ -38,6 +38,41 @@ pub fn fresh_cache_dir() -> PathBuf {
     d
 }
 
+/// Checks an mlsize JSON output against its committed schema
+/// (`schema/<kind>.schema.json`: `kind` is `diff` or `check`, else it is
+/// an `analyze` report) and gives it back.
+pub fn checked(v: Value) -> Value {
+    use std::sync::OnceLock;
+    static VALIDATORS: OnceLock<Vec<(&'static str, jsonschema::Validator)>> = OnceLock::new();
+    let validators = VALIDATORS.get_or_init(|| {
+        [
+            ("analyze", include_str!("../../schema/analyze.schema.json")),
+            ("diff", include_str!("../../schema/diff.schema.json")),
+            ("check", include_str!("../../schema/check.schema.json")),
+        ]
+        .into_iter()
+        .map(|(k, text)| {
+            let schema: Value = serde_json::from_str(text).unwrap();
+            (k, jsonschema::validator_for(&schema).unwrap())
+        })
+        .collect()
+    });
+    let kind = v["kind"].as_str().unwrap_or("analyze");
+    let (_, validator) = validators
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .unwrap_or_else(|| panic!("no schema for kind {kind}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the {kind} JSON does not match schema/{kind}.schema.json: {errors:#?}"
+    );
+    v
+}
+
 /// Runs mlsize with `args` plus `--format json`, expects success, parses stdout.
 pub fn json(args: &[&str]) -> Value {
     let out = mlsize()
@@ -50,7 +85,7 @@ pub fn json(args: &[&str]) -> Value {
         "mlsize {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    checked(serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// Runs mlsize expecting exit code 2 and returns its stderr.
