@@ -105,7 +105,7 @@ pub enum CacheAction {
 /// `mlsize analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// The image: a file or directory (docker save, oci-archive, OCI layout, skopeo dir:, optionally compressed), - for stdin, or a reference: docker://REGISTRY/REPO:TAG, docker-daemon:NAME, podman:NAME, oci:DIR[:REF], or NAME[:TAG] (local engine, else its registry).
+    /// The image: a file or directory (docker save, oci-archive, OCI layout, skopeo dir:, optionally compressed), - for stdin, or a reference: docker://REGISTRY/REPO:TAG, docker-daemon:NAME, podman:NAME, oci:DIR (optionally :REF), or a bare NAME:TAG (the local engine, else its registry).
     pub image: String,
     /// Label the layers shared with this base image and report "base" vs "your layers".
     #[arg(long, value_name = "BASE")]
