@@ -293,16 +293,7 @@ fn from_file(
     if !legacy && let Some(helpers) = doc.get("credHelpers").and_then(Value::as_object) {
         for k in &keys {
             if let Some(name) = helpers.get(k).and_then(Value::as_str) {
-                let label = format!("docker-credential-{name} (credHelpers in {shown})");
-                return run_helper(name, registry, env)
-                    .map(|c| {
-                        c.map(|(user, secret)| Credentials {
-                            user,
-                            secret,
-                            source: label.clone(),
-                        })
-                    })
-                    .map_err(|why| format!("credHelpers '{name}': {why}"));
+                return from_helper(name, "credHelpers", registry, shown, env);
             }
         }
     }
@@ -329,18 +320,30 @@ fn from_file(
         }
     }
     if !legacy && let Some(name) = doc.get("credsStore").and_then(Value::as_str) {
-        let label = format!("docker-credential-{name} (credsStore in {shown})");
-        return run_helper(name, registry, env)
-            .map(|c| {
-                c.map(|(user, secret)| Credentials {
-                    user,
-                    secret,
-                    source: label.clone(),
-                })
-            })
-            .map_err(|why| format!("credsStore '{name}': {why}"));
+        return from_helper(name, "credsStore", registry, shown, env);
     }
     Ok(None)
+}
+
+/// Credentials from `docker-credential-NAME`, named by the `key`
+/// (`credHelpers`, `credsStore`) of the file `shown` that chose it.
+fn from_helper(
+    name: &str,
+    key: &str,
+    registry: &str,
+    shown: &str,
+    env: &CredentialEnv,
+) -> std::result::Result<Option<Credentials>, String> {
+    let source = format!("docker-credential-{name} ({key} in {shown})");
+    run_helper(name, registry, env)
+        .map(|c| {
+            c.map(|(user, secret)| Credentials {
+                user,
+                secret,
+                source,
+            })
+        })
+        .map_err(|why| format!("{key} '{name}': {why}"))
 }
 
 /// An `auths` entry: `auth` (base64 of `user:password`) or
