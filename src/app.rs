@@ -615,22 +615,15 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
             crate::report::tree::NODE_BUDGET,
         )
     });
-    write_report(&a.output, |out| match (a.format, &tree) {
-        (Format::Table, _) => crate::render::table::render(report, &ro, out),
-        (Format::Json, None) => crate::render::json::render(report, out),
-        (Format::Json, Some(tree)) => {
-            crate::render::json::render(&crate::render::html::WithTree { report, tree }, out)
-        }
-        (Format::Markdown, _) => crate::render::markdown::render(report, &ro, out),
-        (Format::Html, tree) => {
-            let empty = crate::report::tree::build(&[], &opts.rules, 1);
-            let tree = tree.as_ref().unwrap_or(&empty);
-            crate::render::html::render_analyze(
-                &crate::render::html::WithTree { report, tree },
-                &ro,
-                out,
-            )
-        }
+    let data = crate::report::schema::AnalyzeOutput {
+        report,
+        tree: tree.as_ref(),
+    };
+    write_report(&a.output, |out| match a.format {
+        Format::Table => crate::render::table::render(report, &ro, out),
+        Format::Json => crate::render::json::render(&data, out),
+        Format::Markdown => crate::render::markdown::render(report, &ro, out),
+        Format::Html => crate::render::html::render_analyze(&data, &ro, out),
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -786,25 +779,15 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
     let growth = (a.format == Format::Html || (a.format == Format::Json && a.tree)).then(|| {
         crate::report::tree::growth(&old.inodes, &new.inodes, crate::report::tree::NODE_BUDGET)
     });
-    /// What `diff --format json --tree` prints.
-    #[derive(serde::Serialize)]
-    struct WithGrowth<'a> {
-        #[serde(flatten)]
-        diff: &'a crate::report::diff::Diff,
-        growth: &'a crate::report::tree::GrowthNode,
-    }
-    write_report(&a.output, |out| match (a.format, &growth) {
-        (Format::Table, _) => crate::render::diff::render_table(&d, &ro, out),
-        (Format::Json, None) => crate::render::json::render(&d, out),
-        (Format::Json, Some(growth)) => {
-            crate::render::json::render(&WithGrowth { diff: &d, growth }, out)
-        }
-        (Format::Markdown, _) => crate::render::diff::render_markdown(&d, &ro, out),
-        (Format::Html, growth) => {
-            let empty = crate::report::tree::growth(&[], &[], 1);
-            let growth = growth.as_ref().unwrap_or(&empty);
-            crate::render::html::render_diff(&d, &WithGrowth { diff: &d, growth }, &ro, out)
-        }
+    let data = crate::report::schema::DiffOutput {
+        diff: &d,
+        growth: growth.as_ref(),
+    };
+    write_report(&a.output, |out| match a.format {
+        Format::Table => crate::render::diff::render_table(&d, &ro, out),
+        Format::Json => crate::render::json::render(&data, out),
+        Format::Markdown => crate::render::diff::render_markdown(&d, &ro, out),
+        Format::Html => crate::render::html::render_diff(&data, &ro, out),
     })?;
     let failed = d.threshold.as_ref().is_some_and(|t| t.exceeded);
     Ok(if failed {

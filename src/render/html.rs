@@ -16,9 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::RenderOptions;
 use super::text::{image_label, layer_no, recommendation_title, short_instruction};
-use crate::report::Report;
 use crate::report::budget::CheckReport;
-use crate::report::diff::Diff;
+use crate::report::schema::{AnalyzeOutput, DiffOutput};
 
 const D3_HIERARCHY: &str = include_str!("../../assets/html/vendor/d3-hierarchy.min.js");
 const PAGE_JS: &str = include_str!("../../assets/html/page.js");
@@ -159,19 +158,9 @@ fn figures(items: &[(&str, String, String)]) -> String {
     s
 }
 
-/// What `analyze --format json --tree` prints.
-#[derive(Serialize)]
-pub struct WithTree<'a> {
-    /// The report.
-    #[serde(flatten)]
-    pub report: &'a Report,
-    /// Where the bytes are, by directory.
-    pub tree: &'a crate::report::tree::TreeNode,
-}
-
-/// The analyze page: `data` is the report with its tree.
+/// The analyze page: `data` is what `analyze --format json --tree` prints.
 pub fn render_analyze(
-    data: &WithTree<'_>,
+    data: &AnalyzeOutput<'_>,
     o: &RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -445,12 +434,12 @@ pub fn render_analyze(
 }
 
 /// The diff page: `data` is what `diff --format json --tree` prints.
-pub fn render_diff<T: Serialize>(
-    d: &Diff,
-    data: &T,
+pub fn render_diff(
+    data: &DiffOutput<'_>,
     o: &RenderOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    let d = data.diff;
     let old = image_label(d.old.name.as_deref(), &d.old.source);
     let new = image_label(d.new.name.as_deref(), &d.new.source);
     let mut body = format!("<header>\n<h1>{} → {}</h1>\n", esc(&old), esc(&new));

@@ -16,37 +16,37 @@ use super::budget::CheckReport;
 use super::diff::Diff;
 use super::tree::{GrowthNode, TreeNode};
 
-/// What `analyze --format json [--tree]` prints.
+/// What `analyze --format json [--tree]` prints (and the HTML page embeds).
 #[derive(Serialize, JsonSchema)]
 #[schemars(title = "mlsize analyze (mlsize/v1)")]
-pub struct AnalyzeOutput {
+pub struct AnalyzeOutput<'a> {
     /// The report.
     #[serde(flatten)]
-    pub report: Report,
+    pub report: &'a Report,
     /// Where the bytes are, by directory (only with `--tree`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tree: Option<TreeNode>,
+    pub tree: Option<&'a TreeNode>,
 }
 
-/// What `diff --format json [--tree]` prints.
+/// What `diff --format json [--tree]` prints (and the HTML page embeds).
 #[derive(Serialize, JsonSchema)]
 #[schemars(title = "mlsize diff (mlsize/v1)")]
-pub struct DiffOutput {
+pub struct DiffOutput<'a> {
     /// The comparison.
     #[serde(flatten)]
-    pub diff: Diff,
+    pub diff: &'a Diff,
     /// What changed, by directory (only with `--tree`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub growth: Option<GrowthNode>,
+    pub growth: Option<&'a GrowthNode>,
 }
 
-/// What `check --format json` prints.
+/// What `check --format json` prints: the report as it is.
 #[derive(Serialize, JsonSchema)]
 #[schemars(title = "mlsize check (mlsize/v1)")]
-pub struct CheckOutput {
+pub struct CheckOutput<'a> {
     /// The verdict and the rules.
     #[serde(flatten)]
-    pub check: CheckReport,
+    pub check: &'a CheckReport,
 }
 
 /// The schema of one output, as committed in `schema/<kind>.schema.json`.
@@ -56,9 +56,9 @@ pub fn schema(kind: Kind) -> serde_json::Value {
         .for_serialize()
         .into_generator();
     let mut s = match kind {
-        Kind::Analyze => generator.into_root_schema_for::<AnalyzeOutput>(),
-        Kind::Diff => generator.into_root_schema_for::<DiffOutput>(),
-        Kind::Check => generator.into_root_schema_for::<CheckOutput>(),
+        Kind::Analyze => generator.into_root_schema_for::<AnalyzeOutput<'_>>(),
+        Kind::Diff => generator.into_root_schema_for::<DiffOutput<'_>>(),
+        Kind::Check => generator.into_root_schema_for::<CheckOutput<'_>>(),
     }
     .to_value();
     if let Some(o) = s.as_object_mut() {
