@@ -39,6 +39,8 @@ use super::one_line;
 pub struct DockerfileInstruction {
     /// 1-based line where it starts.
     pub line: usize,
+    /// 1-based line where it ends (its last continuation or heredoc line).
+    pub end_line: usize,
     /// The instruction as it would appear in history (see module docs).
     pub key: String,
     /// Build stage, counted by `FROM` from 0; `None` before the first `FROM`.
@@ -198,6 +200,7 @@ pub fn parse(text: &str) -> Vec<DockerfileInstruction> {
         }
         out.push(DockerfileInstruction {
             line: start,
+            end_line: i,
             key,
             stage: stages.stages.len().checked_sub(1),
             base_stage,
