@@ -249,7 +249,7 @@ impl<'a> Planner<'a> {
                 layer_instr.insert(l, i);
             }
         }
-        let chain = chain(&instrs);
+        let chain = dockerfile::final_chain(&instrs);
         let mut escape = '\\';
         let mut syntax = false;
         for l in text.lines() {
@@ -1350,25 +1350,6 @@ impl<'a> Planner<'a> {
 
 /// What the stage split says when it cannot be written.
 const STAGE_SPLIT: &str = "split the Dockerfile by hand: build in a stage 'AS builder' and start the final stage FROM a runtime base with COPY --from=builder of the install prefix";
-
-/// The instructions of the final stage and the stages it builds on.
-fn chain(instrs: &[DockerfileInstruction]) -> Vec<usize> {
-    let mut stages = Vec::new();
-    let mut stage = instrs.iter().filter_map(|d| d.stage).max();
-    while let Some(s) = stage {
-        if stages.contains(&s) {
-            break;
-        }
-        stages.push(s);
-        stage = instrs
-            .iter()
-            .find(|d| d.stage == Some(s) && kw(d) == "FROM")
-            .and_then(|d| d.base_stage);
-    }
-    (0..instrs.len())
-        .filter(|&i| instrs[i].stage.is_some_and(|s| stages.contains(&s)))
-        .collect()
-}
 
 /// The original text of an instruction.
 fn text_of(text: &str, d: &DockerfileInstruction) -> String {

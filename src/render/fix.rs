@@ -120,9 +120,14 @@ pub fn render_text(r: &FixReport, ro: &RenderOptions, out: &mut dyn Write) -> io
                     }
                 })
                 .collect();
+            let word = if lines.len() > 1 || lines.iter().any(|l| l.contains('-')) {
+                "lines"
+            } else {
+                "line"
+            };
             writeln!(
                 out,
-                "#   line {}: {} -{} (-{} compressed): {}",
+                "#   {word} {}: {} -{} (-{} compressed): {}",
                 lines.join(", "),
                 ed.finding,
                 ro.bytes(ed.savings_bytes),
