@@ -346,3 +346,78 @@ fn cuda_twice_moves_to_the_base_variant() {
     assert_eq!(v["edits"][0]["savings_bytes"], 30_000);
     assert_eq!(v["estimated"]["savings_bytes"], 30_000);
 }
+
+/// A -devel base under wheels that bring CUDA: the builder keeps -devel,
+/// the runtime stage starts FROM -base, and the two edits' files add up.
+#[test]
+fn devel_base_splits_and_rebases_the_runtime_stage() {
+    let cuda = "/usr/local/cuda-12.4/targets/x86_64-linux";
+    let image = ImageBuilder::new()
+        .name("mlsize/devel:1")
+        .layer("/bin/sh -c #(nop) ADD file:abc in / ", |l| {
+            l.file("/usr/bin/sh", 5000)
+        })
+        .layer("/bin/sh -c #(nop) ADD file:def in / ", |l| {
+            l.file_seeded(&format!("{cuda}/lib/libnvrtc.so.12.4.127"), 30_000, 1)
+                .file_seeded(&format!("{cuda}/lib/libcudart.so.12.4.127"), 3000, 2)
+                .file_seeded(&format!("{cuda}/include/cuda.h"), 9000, 3)
+                .file_seeded("/usr/local/cuda-12.4/bin/nvcc", 11_000, 4)
+        })
+        .layer(
+            "/bin/sh -c apt-get update && apt-get install -y --no-install-recommends python3-pip && rm -rf /var/lib/apt/lists/*",
+            |l| l.file("/usr/bin/python3", 4000),
+        )
+        .layer("/bin/sh -c pip install --no-cache-dir nvidia-cuda-nvrtc-cu12", |l| {
+            l.file_seeded(
+                "/usr/local/lib/python3.10/dist-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so.12",
+                31_000,
+                5,
+            )
+        })
+        .empty("/bin/sh -c #(nop)  CMD [\"python3\"]");
+    let dockerfile = "\
+FROM nvidia/cuda:12.4.1-devel-ubuntu22.04
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir nvidia-cuda-nvrtc-cu12
+CMD [\"python3\"]
+";
+    let dir = tempfile::tempdir().unwrap();
+    let img = setup(dir.path(), &image, dockerfile);
+    let out = fix(dir.path(), &[&img, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
+    assert_eq!(
+        v["new_text"],
+        "\
+FROM nvidia/cuda:12.4.1-devel-ubuntu22.04 AS builder
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir nvidia-cuda-nvrtc-cu12
+CMD [\"python3\"]
+
+FROM nvidia/cuda:12.4.1-base-ubuntu22.04
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip && rm -rf /var/lib/apt/lists/*
+COPY --from=builder /usr/local/lib/python3.10/dist-packages /usr/local/lib/python3.10/dist-packages
+CMD [\"python3\"]
+"
+    );
+    let mut ids: Vec<&str> = v["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["finding"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["cuda-duplicates", "cuda-tools", "headers"]);
+    assert_eq!(v["estimated"]["savings_bytes"], 30_000 + 9000 + 11_000);
+    // The text summary says where the rebase went.
+    let out = fix(dir.path(), &[&img]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("#   with the stage split: cuda-duplicates"),
+        "{text}"
+    );
+}

@@ -1072,7 +1072,17 @@ impl<'a> Planner<'a> {
             }
             all.push((r, mine));
         }
-        let (image, alias) = from_image(&self.body(from).2);
+        // The image as written: a -base variant chosen for CUDA shipped twice
+        // goes to the runtime stage, the builder keeps what it built with.
+        let (image, alias) = {
+            let text = self.doc.original(&self.instrs[from]);
+            let body = text.split_once(char::is_whitespace).map_or("", |(_, b)| b);
+            let words: Vec<&str> = body
+                .split_whitespace()
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            from_image(&words.join(" "))
+        };
         // The runtime stage's base.
         let runtime = if from_base {
             match cuda_variant(&image, "runtime") {
@@ -1220,14 +1230,32 @@ impl<'a> Planner<'a> {
                 prefixes.join(", ")
             ));
         }
-        // Name the builder stage.
+        // Name the builder stage; it keeps the image it was built FROM.
         let mut changes = Vec::new();
-        if alias.is_none() {
-            let mut lines = self.doc.get(&self.instrs[from]);
-            if let Some(l) = lines.iter_mut().rev().find(|l| !l.trim().is_empty()) {
+        let rebased = self.new_base.is_some();
+        if alias.is_none() || rebased {
+            let original = self.doc.original(&self.instrs[from]);
+            let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
+            if alias.is_none()
+                && let Some(l) = lines.iter_mut().rev().find(|l| !l.trim().is_empty())
+            {
                 *l = format!("{} AS {builder}", l.trim_end());
             }
-            changes.push(self.change(from, lines));
+            let mut c = self.change(from, lines);
+            c.old = original;
+            changes.push(c);
+        }
+        if rebased
+            && let Some(e) = self
+                .edits
+                .iter_mut()
+                .find(|e| e.finding == "cuda-duplicates")
+        {
+            e.changes.clear();
+            e.note = Some(format!(
+                "{} With the stage split, the runtime stage is built FROM {runtime} and the builder keeps {image}.",
+                e.note.take().unwrap_or_default()
+            ));
         }
         let end = self.doc.original_lines().len();
         self.doc.append(runtime_lines.clone());

@@ -120,15 +120,14 @@ pub fn render_text(r: &FixReport, ro: &RenderOptions, out: &mut dyn Write) -> io
                     }
                 })
                 .collect();
-            let word = if lines.len() > 1 || lines.iter().any(|l| l.contains('-')) {
-                "lines"
-            } else {
-                "line"
+            let place = match lines.len() {
+                0 => "with the stage split".to_string(),
+                1 if !lines[0].contains('-') => format!("line {}", lines[0]),
+                _ => format!("lines {}", lines.join(", ")),
             };
             writeln!(
                 out,
-                "#   {word} {}: {} -{} (-{} compressed): {}",
-                lines.join(", "),
+                "#   {place}: {} -{} (-{} compressed): {}",
                 ed.finding,
                 ro.bytes(ed.savings_bytes),
                 ro.bytes(ed.compressed_bytes),
