@@ -421,3 +421,45 @@ CMD [\"python3\"]
         "{text}"
     );
 }
+
+/// A Dockerfile with CRLF line endings and no final newline: the patch
+/// keeps both, and `git apply` takes it.
+#[test]
+fn crlf_and_missing_final_newline_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let df = DOCKERFILE.replace('\n', "\r\n");
+    let df = df.trim_end_matches("\r\n");
+    let img = setup(dir.path(), &naive(), df);
+    let out = fix(dir.path(), &[&img, "--only", "pip-cache,deleted-later"]);
+    assert!(out.status.success());
+    std::fs::write(dir.path().join("fix.patch"), &out.stdout).unwrap();
+    let st = Command::new("git")
+        .args(["apply", "fix.patch"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let want = DOCKERFILE
+        .replace("pip install torch", "pip install --no-cache-dir torch")
+        .replace("> run.sh\n", "> run.sh && rm -f data.bin\n")
+        .replace("RUN rm -f data.bin\n", "")
+        .replace('\n', "\r\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(),
+        want.trim_end_matches("\r\n")
+    );
+    // From another directory, the patch names the file, to apply where it is.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), DOCKERFILE).unwrap();
+    let out = fix(
+        &sub,
+        &[&img, "--dockerfile", "../Dockerfile", "--only", "pip-cache"],
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("--- a/Dockerfile\n+++ b/Dockerfile\n"),
+        "{text}"
+    );
+    assert!(text.contains("# apply in ..: git apply"), "{text}");
+}

@@ -17,6 +17,8 @@ pub struct Doc {
     tail: Vec<String>,
     /// Whether the original text ends with a newline.
     final_newline: bool,
+    /// The line ending: `\r\n` when the original has one, else `\n`.
+    eol: &'static str,
 }
 
 impl Doc {
@@ -28,6 +30,7 @@ impl Doc {
             before: vec![Vec::new(); orig.len()],
             tail: Vec::new(),
             final_newline: text.is_empty() || text.ends_with('\n'),
+            eol: if text.contains("\r\n") { "\r\n" } else { "\n" },
             orig,
         }
     }
@@ -68,9 +71,9 @@ impl Doc {
             out.extend(l.iter().map(String::as_str));
         }
         out.extend(self.tail.iter().map(String::as_str));
-        let mut s = out.join("\n");
+        let mut s = out.join(self.eol);
         if self.final_newline || !self.tail.is_empty() {
-            s.push('\n');
+            s.push_str(self.eol);
         }
         s
     }

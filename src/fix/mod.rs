@@ -234,6 +234,8 @@ struct Planner<'a> {
     new_base: Option<String>,
     /// Every file the edits so far remove.
     applied_files: Vec<u32>,
+    /// The Dockerfile as read.
+    text: String,
 }
 
 impl<'a> Planner<'a> {
@@ -276,6 +278,7 @@ impl<'a> Planner<'a> {
             unfixed: Vec::new(),
             new_base: None,
             applied_files: Vec::new(),
+            text: text.to_string(),
             instrs,
         }
     }
@@ -1359,7 +1362,7 @@ impl<'a> Planner<'a> {
             .sort_by_key(|e| e.changes.first().map_or(usize::MAX, |c| c.line_start));
         let estimated = self.estimate(&self.applied_files);
         let new_text = self.doc.text();
-        let original = self.doc.original_lines().join("\n");
+        let original = self.text.clone();
         FixReport {
             schema: crate::report::SCHEMA,
             kind: "fix",
@@ -1477,10 +1480,11 @@ fn prefix(path: &str) -> String {
     format!("/{}", comps[..n.min(comps.len())].join("/"))
 }
 
-/// The path in the patch: as given when relative, else its file name.
+/// The path in the patch: as given when relative and inside this
+/// directory, else its file name (the patch then applies in its directory).
 fn patch_path(path: &str) -> String {
     let p = std::path::Path::new(path);
-    if p.is_absolute() {
+    if p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
         return p
             .file_name()
             .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
@@ -1711,5 +1715,6 @@ mod tests {
         assert!(!is_build_package("python3"));
         assert_eq!(patch_path("./docker/Dockerfile"), "docker/Dockerfile");
         assert_eq!(patch_path("/abs/Dockerfile.gpu"), "Dockerfile.gpu");
+        assert_eq!(patch_path("../up/Dockerfile"), "Dockerfile");
     }
 }

@@ -13,8 +13,11 @@ const CONTEXT: usize = 3;
 
 /// The unified diff of a plan (empty when nothing changes).
 pub fn patch(r: &FixReport, ro: &RenderOptions) -> String {
-    let old: Vec<String> = original_lines(r);
-    let new: Vec<String> = r.new_text.lines().map(str::to_string).collect();
+    // Lines with their endings, as git compares them: a CRLF file keeps its
+    // \r, and a last line without a newline differs from one with it.
+    let lines = |t: &str| -> Vec<String> { t.split_inclusive('\n').map(str::to_string).collect() };
+    let old = lines(&r.original);
+    let new = lines(&r.new_text);
     let hunks = doc::diff(&old, &new, CONTEXT);
     if hunks.is_empty() {
         return String::new();
@@ -30,15 +33,12 @@ pub fn patch(r: &FixReport, ro: &RenderOptions) -> String {
         ));
         for l in &h.lines {
             s.push_str(l);
-            s.push('\n');
+            if !l.ends_with('\n') {
+                s.push_str("\n\\ No newline at end of file\n");
+            }
         }
     }
     s
-}
-
-/// The Dockerfile as read.
-fn original_lines(r: &FixReport) -> Vec<String> {
-    r.original.lines().map(str::to_string).collect()
 }
 
 /// `start,len` as a unified diff writes it (`start` alone for one line).
@@ -152,7 +152,9 @@ pub fn render_text(r: &FixReport, ro: &RenderOptions, out: &mut dyn Write) -> io
     }
     if !r.patch.is_empty() {
         let dir = match std::path::Path::new(&r.dockerfile).parent() {
-            Some(d) if std::path::Path::new(&r.dockerfile).is_absolute() => d.display().to_string(),
+            Some(d) if r.patch_path != r.dockerfile.trim_start_matches("./") => {
+                d.display().to_string()
+            }
             _ => "this directory".into(),
         };
         writeln!(
