@@ -58,6 +58,40 @@ def new_layer(k, mib):
     return buf.getvalue()
 
 
+def variant(manifest, config, replace, mib):
+    """The manifest and config of the variant, and its new blobs (digest ->
+    bytes): the last `replace` layers replaced by new ones of `mib` MiB."""
+    layers = manifest["layers"]
+    if not 0 < replace <= len(layers):
+        sys.exit(f"--replace must be between 1 and {len(layers)}")
+    keep = layers[: len(layers) - replace]
+    diff_ids = config["rootfs"]["diff_ids"][: len(keep)]
+    blobs, new = {}, []
+    for k in range(replace):
+        data = new_layer(k, mib)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        new.append({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": len(data)})
+        diff_ids.append(digest)
+    config = dict(config, rootfs=dict(config["rootfs"], diff_ids=diff_ids))
+    # Keep the history entries of the kept layers, then one per new layer.
+    hist, seen = [], 0
+    for h in config.get("history", []):
+        if seen >= len(keep):
+            break
+        hist.append(h)
+        if not h.get("empty_layer"):
+            seen += 1
+    for k in range(replace):
+        hist.append({"created": "2024-05-02T00:00:00Z", "created_by": f"COPY model-{k}.bin /app/v2/ # buildkit"})
+    config["history"] = hist
+    cdata = json.dumps(config, sort_keys=True).encode()
+    cdigest = "sha256:" + hashlib.sha256(cdata).hexdigest()
+    blobs[cdigest] = cdata
+    manifest = dict(manifest, config=dict(manifest["config"], digest=cdigest, size=len(cdata)), layers=keep + new)
+    return manifest, config, blobs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src")
@@ -72,42 +106,21 @@ def main():
     mdesc = index["manifests"][0]
     manifest = read_json(a.src, mdesc["digest"])
     config = read_json(a.src, manifest["config"]["digest"])
-    layers = manifest["layers"]
-    if not 0 < a.replace <= len(layers):
-        sys.exit(f"--replace must be between 1 and {len(layers)}")
-    keep = layers[: len(layers) - a.replace]
+    manifest, config, blobs = variant(manifest, config, a.replace, a.mib)
     os.makedirs(os.path.join(a.dst, "blobs", "sha256"))
-    for l in keep:
-        os.link(blob_path(a.src, l["digest"]), blob_path(a.dst, l["digest"]))
-    diff_ids = config["rootfs"]["diff_ids"][: len(keep)]
-    new = []
-    for k in range(a.replace):
-        data = new_layer(k, a.mib)
-        digest, size = write_blob(a.dst, data)
-        new.append({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": size})
-        diff_ids.append(digest)
-    config["rootfs"]["diff_ids"] = diff_ids
-    # Keep the history entries of the kept layers, then one per new layer.
-    hist, seen = [], 0
-    for h in config.get("history", []):
-        if seen >= len(keep):
-            break
-        hist.append(h)
-        if not h.get("empty_layer"):
-            seen += 1
-    for k in range(a.replace):
-        hist.append({"created": "2024-05-02T00:00:00Z", "created_by": f"COPY model-{k}.bin /app/v2/ # buildkit"})
-    config["history"] = hist
-    cdigest, csize = write_blob(a.dst, json.dumps(config, sort_keys=True).encode())
-    manifest["config"] = dict(manifest["config"], digest=cdigest, size=csize)
-    manifest["layers"] = keep + new
+    for l in manifest["layers"]:
+        if l["digest"] not in blobs:
+            os.link(blob_path(a.src, l["digest"]), blob_path(a.dst, l["digest"]))
+    for data in blobs.values():
+        write_blob(a.dst, data)
     mdigest, msize = write_blob(a.dst, json.dumps(manifest, sort_keys=True).encode())
     index["manifests"] = [dict(mdesc, digest=mdigest, size=msize)]
     with open(os.path.join(a.dst, "index.json"), "w") as f:
         json.dump(index, f, sort_keys=True)
     with open(os.path.join(a.dst, "oci-layout"), "w") as f:
         json.dump({"imageLayoutVersion": "1.0.0"}, f)
-    print(f"{a.dst}: {len(keep)} layers shared with {a.src}, {a.replace} new ({a.mib} MiB each)")
+    kept = len(manifest["layers"]) - a.replace
+    print(f"{a.dst}: {kept} layers shared with {a.src}, {a.replace} new ({a.mib} MiB each)")
 
 
 if __name__ == "__main__":

@@ -969,6 +969,7 @@ fn run_check(a: CheckArgs) -> Result<ExitCode> {
         kind: "check",
         image: crate::report::diff::side(&image.report),
         baseline: a.baseline.clone(),
+        baseline_cache: baseline.as_ref().and_then(|d| d.old.cache.clone()),
         passed: rules.iter().all(|r| r.passed),
         rules,
         notes: budget.notes.clone(),

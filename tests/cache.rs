@@ -29,18 +29,33 @@ fn run(cache: Option<&Path>, cwd: &Path, args: &[&str]) -> (i32, String, String)
 }
 
 /// The output without what is about the cache itself: `image.cache` in the
-/// JSON, the `cache:` line of the table.
+/// JSON of `analyze` and `check`, `old.cache` and `new.cache` in `diff`'s,
+/// `baseline_cache` in `check --baseline`'s; the `cache:` lines of the
+/// table and markdown (with the blank line that ends such a paragraph).
 fn without_cache_notes(out: &str) -> String {
     if let Ok(mut v) = serde_json::from_str::<Value>(out) {
-        if let Some(im) = v.get_mut("image").and_then(Value::as_object_mut) {
-            im.remove("cache");
+        for side in ["image", "old", "new"] {
+            if let Some(im) = v.get_mut(side).and_then(Value::as_object_mut) {
+                im.remove("cache");
+            }
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.remove("baseline_cache");
         }
         return serde_json::to_string_pretty(&v).unwrap();
     }
-    out.lines()
-        .filter(|l| !l.starts_with("cache: "))
-        .map(|l| format!("{l}\n"))
-        .collect()
+    let mut kept = String::new();
+    let mut after_note = false;
+    for l in out.lines() {
+        let note = l.starts_with("cache: ");
+        let drop = note || (after_note && l.is_empty());
+        if !drop {
+            kept.push_str(l);
+            kept.push('\n');
+        }
+        after_note = note;
+    }
+    kept
 }
 
 fn cache_of(out: &str) -> Value {
@@ -186,29 +201,218 @@ fn warm_diff_and_check_are_byte_identical() {
         (&imgs[4], &imgs[3]),
         (&imgs[8], &imgs[10]),
     ];
-    for (old, new) in pairs {
+    for (n, (old, new)) in pairs.into_iter().enumerate() {
         // A cache filled by analysing one image, then read by a diff whose
         // size census is another: the hashes it holds must do.
         let cache = fresh_cache_dir();
         run(Some(&cache), dir.path(), &["analyze", old]);
-        for fmt in ["json", "table"] {
-            assert_same(&cache, dir.path(), &["diff", old, new, "--format", fmt]);
+        // The renderers print what the JSON holds: markdown on two pairs.
+        let formats: &[&str] = if n < 2 {
+            &["json", "table", "markdown"]
+        } else {
+            &["json", "table"]
+        };
+        for &fmt in formats {
+            let (_, warm) = assert_same(&cache, dir.path(), &["diff", old, new, "--format", fmt]);
+            if fmt == "json" {
+                let v: Value = checked(serde_json::from_str(&warm).unwrap());
+                for (side, img) in [("old", old), ("new", new)] {
+                    let stream_legacy = img.ends_with("docker.tar.gz");
+                    assert_eq!(
+                        v[side]["cache"]["layers_read"] == 0,
+                        !stream_legacy,
+                        "{old} {new}: warm, the {side} image reads no layer, but a legacy layer in a stream: {v}"
+                    );
+                }
+            }
+            let check = ["check", new, "--budget", &budget, "--format", fmt];
             assert_same(
                 &cache,
                 dir.path(),
-                &[
-                    "check",
-                    new,
-                    "--budget",
-                    &budget,
-                    "--baseline",
-                    old,
-                    "--format",
-                    fmt,
-                ],
+                &[&check[..], &["--baseline", old]].concat(),
+            );
+            // The growth rules need a baseline: without one, a budget of
+            // the other rules.
+            let plain = write(dir.path(), "plain.toml", b"max_visible_bytes = \"1MB\"\n");
+            assert_same(
+                &cache,
+                dir.path(),
+                &["check", new, "--budget", &plain, "--format", fmt],
             );
         }
     }
+}
+
+/// An image of `layers` (path, size, seed), one layer each, as an
+/// oci-archive, and its layer blobs' sizes.
+fn oci_image(dir: &Path, name: &str, layers: &[(&str, usize, u64)]) -> (String, Vec<u64>) {
+    let mut b = ImageBuilder::new();
+    for &(path, len, seed) in layers {
+        b = b.layer(&format!("COPY {path} {path}"), |l| {
+            l.file_seeded(path, len, seed)
+        });
+    }
+    let sizes = b
+        .build()
+        .layers
+        .iter()
+        .map(|l| l.blob.len() as u64)
+        .collect();
+    (write(dir, name, &b.oci_archive()), sizes)
+}
+
+fn cache_use(from: &[usize], read: &[usize], blobs: &[u64], rehashed: &[usize]) -> Value {
+    let sum = |ix: &[usize]| ix.iter().map(|&i| blobs[i]).sum::<u64>();
+    let not_reread: Vec<usize> = from
+        .iter()
+        .copied()
+        .filter(|i| !rehashed.contains(i))
+        .collect();
+    serde_json::json!({
+        "layers_from_cache": from.len(),
+        "bytes_from_cache": sum(from),
+        "layers_read": read.len(),
+        "bytes_read": sum(read),
+        "not_reread": not_reread,
+        "rehashed": rehashed,
+    })
+}
+
+// See: #14
+#[test]
+fn issue_14_warm_diff_and_check_say_what_came_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    // NEW shares OLD's two lower layers; its top two are its own.
+    let base = [
+        ("/usr/lib/libbase.so", 300_000, 1),
+        ("/opt/venv/torch.so", 200_000, 2),
+    ];
+    let (old, old_blobs) = oci_image(
+        dir.path(),
+        "old.tar",
+        &[base[0], base[1], ("/app/v1.py", 40_000, 3)],
+    );
+    let (new, new_blobs) = oci_image(
+        dir.path(),
+        "new.tar",
+        &[
+            base[0],
+            base[1],
+            ("/app/v2.py", 50_000, 4),
+            ("/app/model.bin", 70_000, 5),
+        ],
+    );
+    assert_eq!(old_blobs[..2], new_blobs[..2], "the same lower blobs");
+    let budget = write(dir.path(), "mlsize.toml", b"max_visible_bytes = \"1MB\"\n");
+    // A cache that holds OLD's layers (analysed before), and nothing of NEW's own.
+    let warm = || {
+        let cache = fresh_cache_dir();
+        let (code, _, err) = run(Some(&cache), dir.path(), &["analyze", &old]);
+        assert_eq!(code, 0, "{err}");
+        cache
+    };
+    let old_use = cache_use(&[0, 1, 2], &[], &old_blobs, &[]);
+    let new_use = cache_use(&[0, 1], &[2, 3], &new_blobs, &[]);
+
+    let json = |cache: &Path, args: &[&str]| -> Value {
+        let (code, out, err) = run(
+            Some(cache),
+            dir.path(),
+            &[args, &["--format", "json"]].concat(),
+        );
+        assert!(code == 0, "{args:?}: {err}");
+        checked(serde_json::from_str(&out).unwrap())
+    };
+    let v = json(&warm(), &["diff", &old, &new]);
+    assert_eq!(
+        v["old"]["cache"], old_use,
+        "diff: all of OLD from the cache"
+    );
+    assert_eq!(
+        v["new"]["cache"], new_use,
+        "diff: NEW's own layers read, the shared ones not"
+    );
+    let v = json(&warm(), &["check", &new, "--budget", &budget]);
+    assert_eq!(v["image"]["cache"], new_use, "check: NEW's own layers read");
+    assert_eq!(v["baseline_cache"], Value::Null, "check: no baseline");
+    let v = json(
+        &warm(),
+        &["check", &new, "--budget", &budget, "--baseline", &old],
+    );
+    assert_eq!(v["image"]["cache"], new_use, "check --baseline: the image");
+    assert_eq!(
+        v["baseline_cache"], old_use,
+        "check --baseline: the baseline"
+    );
+
+    // Read in one run, a layer both images hold is read once and counted
+    // on both sides.
+    let v = json(&fresh_cache_dir(), &["diff", &old, &new]);
+    assert_eq!(
+        v["old"]["cache"],
+        cache_use(&[], &[0, 1, 2], &old_blobs, &[])
+    );
+    assert_eq!(
+        v["new"]["cache"],
+        cache_use(&[], &[0, 1, 2, 3], &new_blobs, &[])
+    );
+
+    // The same figures in words, exact with --bytes: the line analyze prints.
+    let (old_sum, shared, own) = (
+        old_blobs.iter().sum::<u64>(),
+        new_blobs[0] + new_blobs[1],
+        new_blobs[2] + new_blobs[3],
+    );
+    let old_line = format!(
+        "cache: old: 3 of 3 layers ({old_sum}) from the layer cache (3 not re-read); --no-cache reads them again"
+    );
+    let new_line = |which: &str| {
+        format!(
+            "cache: {which}2 of 4 layers ({shared}) from the layer cache (2 not re-read), 2 read ({own}); --no-cache reads them again"
+        )
+    };
+    let text = |args: &[&str]| {
+        let (code, out, err) = run(Some(&warm()), dir.path(), &[args, &["--bytes"]].concat());
+        assert!(code == 0, "{args:?}: {err}");
+        out
+    };
+    let lines = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("cache: "))
+            .map(str::to_string)
+            .collect()
+    };
+    for fmt in ["table", "markdown"] {
+        let out = text(&["diff", &old, &new, "--format", fmt]);
+        assert_eq!(
+            lines(&out),
+            [old_line.clone(), new_line("new: ")],
+            "diff {fmt}: {out}"
+        );
+        let out = text(&["check", &new, "--budget", &budget, "--format", fmt]);
+        assert_eq!(lines(&out), [new_line("")], "check {fmt}: {out}");
+        let out = text(&[
+            "check",
+            &new,
+            "--budget",
+            &budget,
+            "--baseline",
+            &old,
+            "--format",
+            fmt,
+        ]);
+        let baseline = old_line.replace("cache: old: ", "cache: baseline: ");
+        assert_eq!(
+            lines(&out),
+            [new_line(""), baseline],
+            "check --baseline {fmt}: {out}"
+        );
+        let out = text(&["analyze", &new, "--format", fmt]);
+        assert_eq!(lines(&out), [new_line("")], "analyze {fmt}: {out}");
+    }
+    // The table puts it under the header line.
+    let out = text(&["diff", &old, &new]);
+    assert_eq!(out.lines().nth(1), Some(old_line.as_str()), "{out}");
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::io::{self, Write};
 
 use super::RenderOptions;
 use super::text::{
-    image_label, layer_no, recommendation_place, recommendation_title, share, short_instruction,
+    cache_line, image_label, layer_no, recommendation_place, recommendation_title, share,
+    short_instruction,
 };
 use crate::report::budget::{CheckReport, RuleResult};
 
@@ -189,6 +190,18 @@ pub fn message(r: &RuleResult, o: &RenderOptions, dockerfile: Option<&str>) -> S
     m
 }
 
+/// How much of the image and of the baseline came from the layer cache (no
+/// line for an image read cold).
+fn cache_lines(c: &CheckReport, o: &RenderOptions) -> Vec<String> {
+    [
+        cache_line(c.image.cache.as_ref(), None, o),
+        cache_line(c.baseline_cache.as_ref(), Some("baseline"), o),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Failed-rule count and the image's display name.
 fn summary(c: &CheckReport) -> (usize, String) {
     let failed = c.rules.iter().filter(|r| !r.passed).count();
@@ -225,6 +238,9 @@ pub fn render_table(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) -> 
         failed,
         c.rules.len()
     )?;
+    for line in cache_lines(c, o) {
+        writeln!(out, "{line}")?;
+    }
     let width = c.rules.iter().map(|r| r.rule.len()).max().unwrap_or(10);
     for r in &c.rules {
         let (a, l) = values(r, o);
@@ -420,6 +436,9 @@ pub fn render_markdown(c: &CheckReport, o: &RenderOptions, out: &mut dyn Write) 
         failed,
         c.rules.len()
     )?;
+    for line in cache_lines(c, o) {
+        writeln!(out, "{}\n", esc(&line))?;
+    }
     writeln!(out, "| | rule | actual | limit |\n|---|---|---:|---:|")?;
     for r in &c.rules {
         let (a, l) = values(r, o);

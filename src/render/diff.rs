@@ -5,12 +5,21 @@ use std::io::{self, Write};
 use comfy_table::Cell;
 
 use super::table::{fit_path, new_table, right, room_for, text_width};
-use super::text::{image_label, layer_no, more, short_instruction};
+use super::text::{cache_line, image_label, layer_no, more, short_instruction};
 use super::{RenderOptions, style};
 use crate::report::diff::{Diff, FileChange, PackageChange};
 
 fn side_name(s: &crate::report::diff::Side) -> String {
     image_label(s.name.as_deref(), &s.source)
+}
+
+/// How much of each image came from the layer cache (no line for an image
+/// read cold).
+fn cache_lines(d: &Diff, o: &RenderOptions) -> Vec<String> {
+    [("old", &d.old), ("new", &d.new)]
+        .into_iter()
+        .filter_map(|(which, s)| cache_line(s.cache.as_ref(), Some(which), o))
+        .collect()
 }
 
 fn instr_text(i: &crate::report::diff::InstructionDelta) -> String {
@@ -166,6 +175,9 @@ fn layer_cell(i: Option<usize>) -> String {
 /// Writes the diff as tables.
 pub fn render_table(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "{} -> {}", side_name(&d.old), side_name(&d.new))?;
+    for line in cache_lines(d, o) {
+        writeln!(out, "{line}")?;
+    }
     writeln!(out, "{}", verdict(d, o))?;
     writeln!(
         out,
@@ -359,6 +371,9 @@ pub fn render_markdown(d: &Diff, o: &RenderOptions, out: &mut dyn Write) -> io::
         md_escape(&side_name(&d.old)),
         md_escape(&side_name(&d.new))
     )?;
+    for line in cache_lines(d, o) {
+        writeln!(out, "{}\n", md_escape(&line))?;
+    }
     writeln!(out, "**{}**\n", md_escape(&verdict(d, o)))?;
     if let Some(t) = &d.threshold {
         writeln!(

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 
 use super::RenderOptions;
 use super::text::{
-    before_after, image_label, layer_no, more, recommendation_place, recommendation_title,
-    short_instruction,
+    before_after, cache_line, image_label, layer_no, more, recommendation_place,
+    recommendation_title, short_instruction,
 };
 use crate::report::Report;
 
@@ -24,6 +24,9 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         im.platform,
         im.layer_count
     )?;
+    if let Some(line) = cache_line(im.cache.as_ref(), None, o) {
+        writeln!(out, "{}\n", esc(&line))?;
+    }
     writeln!(
         out,
         "**{} visible, {} compressed, {} wasted**\n",

@@ -7,8 +7,8 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::text::{
-    before_after, image_label, layer_no, more, recommendation_place, recommendation_title,
-    short_instruction,
+    before_after, cache_line, image_label, layer_no, more, recommendation_place,
+    recommendation_title, short_instruction,
 };
 use super::{RenderOptions, style};
 use crate::history::one_line;
@@ -177,22 +177,8 @@ pub fn render(r: &Report, o: &RenderOptions, out: &mut dyn Write) -> io::Result<
         "{name}  {}  {}  {} layers  ({verified})",
         im.platform, im.format, im.layer_count
     )?;
-    if let Some(c) = im.cache.as_ref().filter(|c| c.layers_from_cache > 0) {
-        let mut how = Vec::new();
-        if !c.not_reread.is_empty() {
-            how.push(format!("{} not re-read", c.not_reread.len()));
-        }
-        if !c.rehashed.is_empty() {
-            how.push(format!("{} re-hashed to verify", c.rehashed.len()));
-        }
-        writeln!(
-            out,
-            "cache: {} of {} layers ({}) from the layer cache ({}); --no-cache reads them again",
-            c.layers_from_cache,
-            im.layer_count,
-            o.bytes(c.bytes_from_cache),
-            how.join(", ")
-        )?;
+    if let Some(line) = cache_line(im.cache.as_ref(), None, o) {
+        writeln!(out, "{line}")?;
     }
     let mut s = new_table(&["", "bytes", ""], o.width);
     // Never present uncompressed bytes as a download size: layers stored as

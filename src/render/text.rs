@@ -7,6 +7,7 @@
 
 use crate::history::one_line;
 use crate::report::advice::Recommendation;
+use crate::source::cache::CacheUse;
 
 /// The number a person reads for a 0-based layer index.
 pub fn layer_no(index: usize) -> usize {
@@ -192,6 +193,40 @@ pub fn before_after(o: &super::RenderOptions, before: u64, after: u64, arrow: &s
     )
 }
 
+/// The line that says how much of an image came from the layer cache:
+/// `cache: 5 of 6 layers (1.2 GiB) from the layer cache (5 not re-read), 1
+/// read (12.0 MiB); --no-cache reads them again`. `which` names the image
+/// when a report has several (`cache: old: ...`). `None` when no layer came
+/// from the cache (a cold run, `--no-cache`), so a cold report has no such
+/// line. The one wording of `image.cache` for every command and format.
+pub fn cache_line(
+    c: Option<&CacheUse>,
+    which: Option<&str>,
+    o: &super::RenderOptions,
+) -> Option<String> {
+    let c = c.filter(|c| c.layers_from_cache > 0)?;
+    let mut how = Vec::new();
+    if !c.not_reread.is_empty() {
+        how.push(format!("{} not re-read", c.not_reread.len()));
+    }
+    if !c.rehashed.is_empty() {
+        how.push(format!("{} re-hashed to verify", c.rehashed.len()));
+    }
+    let read = if c.layers_read > 0 {
+        format!(", {} read ({})", c.layers_read, o.bytes(c.bytes_read))
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "cache: {}{} of {} layers ({}) from the layer cache ({}){read}; --no-cache reads them again",
+        which.map(|w| format!("{w}: ")).unwrap_or_default(),
+        c.layers_from_cache,
+        c.layers_from_cache + c.layers_read,
+        o.bytes(c.bytes_from_cache),
+        how.join(", ")
+    ))
+}
+
 /// How a cut list ends: `(4 more: --top 14 shows them all, or --format json)`.
 pub fn more(hidden: usize, total: usize) -> String {
     format!("({hidden} more: --top {total} shows them all, or --format json)")
@@ -245,6 +280,51 @@ mod tests {
             image_label(Some("app:dev"), "docker-daemon:app:dev"),
             "docker-daemon:app:dev"
         );
+    }
+
+    #[test]
+    fn says_what_came_from_the_cache() {
+        let o = crate::render::RenderOptions {
+            si: false,
+            exact: true,
+            top: 10,
+            width: 100,
+            color: false,
+        };
+        let used = |from: usize, read: usize, rehashed: usize| CacheUse {
+            layers_from_cache: from,
+            bytes_from_cache: 1000 * from as u64,
+            layers_read: read,
+            bytes_read: 10 * read as u64,
+            not_reread: (0..from - rehashed).collect(),
+            rehashed: (from - rehashed..from).collect(),
+        };
+        let cases: &[(Option<CacheUse>, Option<&str>, Option<&str>)] = &[
+            (None, None, None),
+            (Some(CacheUse::default()), None, None),
+            (Some(used(0, 3, 0)), Some("old"), None),
+            (
+                Some(used(3, 0, 0)),
+                None,
+                Some(
+                    "cache: 3 of 3 layers (3000) from the layer cache (3 not re-read); --no-cache reads them again",
+                ),
+            ),
+            (
+                Some(used(2, 1, 1)),
+                Some("new"),
+                Some(
+                    "cache: new: 2 of 3 layers (2000) from the layer cache (1 not re-read, 1 re-hashed to verify), 1 read (10); --no-cache reads them again",
+                ),
+            ),
+        ];
+        for (c, which, want) in cases {
+            assert_eq!(
+                cache_line(c.as_ref(), *which, &o).as_deref(),
+                *want,
+                "{c:?} {which:?}"
+            );
+        }
     }
 
     #[test]

@@ -893,6 +893,9 @@ pub struct CheckReport {
     pub image: super::diff::Side,
     /// The baseline, when given.
     pub baseline: Option<String>,
+    /// Which of the baseline's layers came from the layer cache and which
+    /// were read (`None` without a baseline or with `--no-cache`).
+    pub baseline_cache: Option<crate::source::cache::CacheUse>,
     /// Whether every rule passed.
     pub passed: bool,
     /// One result per rule.

@@ -27,6 +27,9 @@ pub struct Side {
     pub platform: String,
     /// Layers.
     pub layer_count: usize,
+    /// Which of its layers came from the layer cache and which were read,
+    /// as `image.cache` of `analyze` (`None` with `--no-cache`).
+    pub cache: Option<crate::source::cache::CacheUse>,
 }
 
 /// An old/new pair of figures.
@@ -251,6 +254,7 @@ pub fn side(r: &Report) -> Side {
         format: r.image.format.clone(),
         platform: r.image.platform.clone(),
         layer_count: r.image.layer_count,
+        cache: r.image.cache.clone(),
     }
 }
 

@@ -419,11 +419,14 @@ pub enum Fetched {
 pub struct CacheUse {
     /// Layers whose scan came from the cache.
     pub layers_from_cache: usize,
-    /// Their blob bytes.
+    /// Blob bytes of the layers from the cache (not downloaded from a
+    /// registry).
     pub bytes_from_cache: u64,
     /// Layers read and scanned in this run.
     pub layers_read: usize,
-    /// Their blob bytes.
+    /// Blob bytes of the layers read (what a registry source downloaded).
+    /// In a `diff`, a layer both images hold is read once and counted in
+    /// both sides' figures.
     pub bytes_read: u64,
     /// Indexes of the layers whose blob was not read at all: their figures
     /// are those of the content their digest names (`--no-cache` re-reads).
