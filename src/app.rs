@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 
 use crate::category::Rules;
 use crate::cli::{
-    AnalyzeArgs, CacheAction, CacheArgs, CheckArgs, CheckFormat, Cli, Command, DiffArgs, Format,
-    InputArgs, OutputArgs,
+    AnalyzeArgs, CacheAction, CacheArgs, CheckArgs, CheckFormat, Cli, Command, DiffArgs, FixArgs,
+    FixFormat, Format, InputArgs, OutputArgs,
 };
 use crate::error::Error;
 use crate::layer::ScanOptions;
@@ -39,6 +39,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Analyze(a) => run_analyze(a),
         Command::Diff(d) => run_diff(d),
         Command::Check(c) => run_check(c),
+        Command::Fix(f) => run_fix(f),
         Command::Cache(c) => run_cache(c),
         Command::Rules(r) => {
             let rules = load_rules(r.rules.as_deref())?;
@@ -63,11 +64,15 @@ pub fn generate(kind: crate::cli::Generate, out: &mut dyn Write) -> io::Result<(
         Generate::CompletePowershell => Shell::PowerShell,
         Generate::CompleteElvish => Shell::Elvish,
         Generate::Man => return clap_mangen::Man::new(cmd).render(out),
-        Generate::SchemaAnalyze | Generate::SchemaDiff | Generate::SchemaCheck => {
+        Generate::SchemaAnalyze
+        | Generate::SchemaDiff
+        | Generate::SchemaCheck
+        | Generate::SchemaFix => {
             use crate::report::schema::{Kind, schema};
             let kind = match kind {
                 Generate::SchemaAnalyze => Kind::Analyze,
                 Generate::SchemaDiff => Kind::Diff,
+                Generate::SchemaFix => Kind::Fix,
                 _ => Kind::Check,
             };
             return crate::render::json::render(&schema(kind), out);
@@ -587,18 +592,19 @@ pub fn print_warnings(warnings: &[String], quiet: bool) {
     }
 }
 
+/// The diff_ids of `--base`: only its metadata is read, with its own
+/// platform/name selection.
+fn base_diff_ids(base: Option<&str>, input: &InputArgs) -> Result<Option<Vec<String>>> {
+    let Some(b) = base else { return Ok(None) };
+    let mut base_opts = input_options(input, true)?;
+    base_opts.load.selection.image = None;
+    let meta = load_meta(b, &base_opts).with_context(|| format!("reading --base '{b}'"))?;
+    Ok(Some(meta.config.rootfs.diff_ids))
+}
+
 fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
     let opts = input_options(&a.input, a.output.quiet)?;
-    let base_diff_ids = match &a.base {
-        Some(b) => {
-            let mut base_opts = input_options(&a.input, true)?;
-            // Only the base's metadata matters; its own platform/name selection applies.
-            base_opts.load.selection.image = None;
-            let meta = load_meta(b, &base_opts).with_context(|| format!("reading --base '{b}'"))?;
-            Some(meta.config.rootfs.diff_ids)
-        }
-        None => None,
-    };
+    let base_diff_ids = base_diff_ids(a.base.as_deref(), &a.input)?;
     let mut report_opts = report_options(&a.input, a.top, &a.image)?;
     report_opts.base_diff_ids = base_diff_ids;
     check_output_args(&a.output, a.format == Format::Html)?;
@@ -624,6 +630,48 @@ fn run_analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         Format::Json => crate::render::json::render(&data, out),
         Format::Markdown => crate::render::markdown::render(report, &ro, out),
         Format::Html => crate::render::html::render_analyze(&data, &ro, out),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_fix(a: FixArgs) -> Result<ExitCode> {
+    check_output_args(&a.output, false)?;
+    let ids = |v: &[String], flag: &str| -> Result<std::collections::BTreeSet<String>> {
+        let mut out = std::collections::BTreeSet::new();
+        for id in v.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            if !crate::fix::FINDINGS.contains(&id) {
+                return Err(Error::Usage(format!(
+                    "{flag}: unknown finding '{id}'; known: {}",
+                    crate::fix::FINDINGS.join(", ")
+                ))
+                .into());
+            }
+            out.insert(id.to_string());
+        }
+        Ok(out)
+    };
+    let selection = crate::fix::Selection {
+        only: (!a.only.is_empty())
+            .then(|| ids(&a.only, "--only"))
+            .transpose()?,
+        skip: ids(&a.skip, "--skip")?,
+    };
+    // The Dockerfile first: a wrong path fails before the image is read.
+    let text = read_text(&a.dockerfile)?;
+    let opts = input_options(&a.input, a.output.quiet)?;
+    let mut report_opts = report_options(&a.input, 10, &a.image)?;
+    report_opts.base_diff_ids = base_diff_ids(a.base.as_deref(), &a.input)?;
+    let analysis = load_analysis(&a.image, &opts, &report_opts);
+    finish_cache(&opts, a.output.quiet);
+    let analysis = analysis?;
+    print_warnings(&analysis.report.warnings, a.output.quiet);
+    let mut report =
+        crate::fix::plan(&analysis, &text, &a.dockerfile, &selection).map_err(Error::Usage)?;
+    let ro = render_options(&a.output, 10);
+    report.patch = crate::render::fix::patch(&report, &ro);
+    write_report(&a.output, |out| match a.format {
+        FixFormat::Patch => crate::render::fix::render_text(&report, &ro, out),
+        FixFormat::Json => crate::render::json::render(&report, out),
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -56,6 +56,8 @@ pub enum Generate {
     SchemaDiff,
     /// JSON Schema of `check --format json` (schema/check.schema.json).
     SchemaCheck,
+    /// JSON Schema of `fix --format json` (schema/fix.schema.json).
+    SchemaFix,
 }
 
 /// Subcommands.
@@ -70,6 +72,9 @@ pub enum Command {
     /// A size budget for CI: PASS/FAIL per rule, exit 1 when any rule fails.
     #[command(after_help = EXIT_CODES)]
     Check(CheckArgs),
+    /// A Dockerfile patch that fixes the findings, with the predicted size after it.
+    #[command(after_help = EXIT_CODES)]
+    Fix(FixArgs),
     /// Print the active category rules (built-in, plus --rules).
     Rules(RulesArgs),
     /// Inspect or empty the layer cache (scans of layers already read).
@@ -195,6 +200,43 @@ pub struct CheckArgs {
     /// How the report is printed.
     #[command(flatten, next_help_heading = "Output")]
     pub output: OutputArgs,
+}
+
+/// `mlsize fix`.
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// The image the Dockerfile built (any input `analyze` reads).
+    pub image: String,
+    /// The Dockerfile that built the image: the patch edits it (paths in the patch are as given here).
+    #[arg(long, value_name = "PATH", default_value = "Dockerfile")]
+    pub dockerfile: String,
+    /// Fix only these findings (ids of analyze's recommendations, e.g. pip-cache,apt-cache).
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Leave these findings alone.
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Label the layers shared with this base image as the base's (as analyze --base).
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// How the image is read.
+    #[command(flatten, next_help_heading = "Input")]
+    pub input: InputArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FixFormat::Patch, help_heading = "Output")]
+    pub format: FixFormat,
+    /// How the report is printed.
+    #[command(flatten, next_help_heading = "Output")]
+    pub output: OutputArgs,
+}
+
+/// Output formats of `fix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FixFormat {
+    /// A unified diff for git apply / patch -p1, after a summary in # lines.
+    Patch,
+    /// The edits as data (lines, old and new text, finding, bytes), the estimate and the patch.
+    Json,
 }
 
 /// Output formats of `check`.

@@ -24,6 +24,7 @@ pub mod app;
 pub mod category;
 pub mod cli;
 pub mod error;
+pub mod fix;
 pub mod history;
 pub mod layer;
 pub mod overlay;

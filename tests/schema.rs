@@ -8,7 +8,7 @@ use support::*;
 
 #[test]
 fn committed_schemas_are_up_to_date() {
-    for kind in ["analyze", "diff", "check"] {
+    for kind in ["analyze", "diff", "check", "fix"] {
         let out = mlsize()
             .args(["--generate", &format!("schema-{kind}")])
             .output()

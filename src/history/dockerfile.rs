@@ -39,6 +39,8 @@ use super::one_line;
 pub struct DockerfileInstruction {
     /// 1-based line where it starts.
     pub line: usize,
+    /// 1-based line where it ends (its last continuation or heredoc line).
+    pub end_line: usize,
     /// The instruction as it would appear in history (see module docs).
     pub key: String,
     /// Build stage, counted by `FROM` from 0; `None` before the first `FROM`.
@@ -198,6 +200,7 @@ pub fn parse(text: &str) -> Vec<DockerfileInstruction> {
         }
         out.push(DockerfileInstruction {
             line: start,
+            end_line: i,
             key,
             stage: stages.stages.len().checked_sub(1),
             base_stage,
@@ -495,21 +498,9 @@ fn fit(e: &Entry, c: &Candidate) -> Fit {
 /// The instructions that can have written the image's history: those of the
 /// final stage, after those of the stages it is built on.
 fn chain(instructions: &[DockerfileInstruction]) -> Vec<Candidate<'_>> {
-    let mut stages = Vec::new();
-    let mut stage = instructions.iter().filter_map(|d| d.stage).max();
-    while let Some(s) = stage {
-        if stages.contains(&s) {
-            break;
-        }
-        stages.push(s);
-        stage = instructions
-            .iter()
-            .find(|d| d.stage == Some(s) && keyword(&d.key) == "FROM")
-            .and_then(|d| d.base_stage);
-    }
-    instructions
-        .iter()
-        .filter(|d| d.stage.is_some_and(|s| stages.contains(&s)))
+    final_chain(instructions)
+        .into_iter()
+        .map(|i| &instructions[i])
         .filter(|d| keyword(&d.key) != "FROM")
         .map(|d| {
             let (kw, rest) = d.key.split_once(' ').unwrap_or((&d.key, ""));
@@ -530,6 +521,27 @@ fn chain(instructions: &[DockerfileInstruction]) -> Vec<Candidate<'_>> {
                 arg: arg_name(kw, rest),
             }
         })
+        .collect()
+}
+
+/// Indexes of the instructions of the final stage and of the stages it is
+/// built `FROM`, in order (their `FROM`s included): what the image's history
+/// can hold.
+pub fn final_chain(instructions: &[DockerfileInstruction]) -> Vec<usize> {
+    let mut stages = Vec::new();
+    let mut stage = instructions.iter().filter_map(|d| d.stage).max();
+    while let Some(s) = stage {
+        if stages.contains(&s) {
+            break;
+        }
+        stages.push(s);
+        stage = instructions
+            .iter()
+            .find(|d| d.stage == Some(s) && keyword(&d.key) == "FROM")
+            .and_then(|d| d.base_stage);
+    }
+    (0..instructions.len())
+        .filter(|&i| instructions[i].stage.is_some_and(|s| stages.contains(&s)))
         .collect()
 }
 

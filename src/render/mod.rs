@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diff;
+pub mod fix;
 pub mod html;
 pub mod json;
 pub mod markdown;

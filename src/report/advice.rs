@@ -588,7 +588,6 @@ pub fn recommend(
     // Each inode counts for the first, most specific fix that targets it (a
     // deleted pip cache is a pip-cache fix, not a generic deleted-later one).
     let mut taken = vec![false; inodes.len()];
-    let mut removed_per_layer = vec![0u64; layers.len()];
     let mut recs: Vec<(Recommendation, Vec<u32>)> = Vec::new();
     for d in drafts {
         let mut mine = Vec::new();
@@ -605,9 +604,6 @@ pub fn recommend(
                 visible += n.bytes;
             }
             *per_layer.entry(n.layer as usize).or_default() += n.bytes;
-            if let Some(r) = removed_per_layer.get_mut(n.layer as usize) {
-                *r += n.bytes;
-            }
             mine.push(i as u32);
         }
         if savings == 0 {
@@ -648,31 +644,67 @@ pub fn recommend(
     });
     let (recs, targets): (Vec<Recommendation>, Targets) = recs.into_iter().unzip();
 
+    let estimate = estimate(
+        inodes,
+        layers,
+        totals,
+        compressed_before,
+        targets.iter().flatten().copied(),
+    );
+    (recs, targets, estimate)
+}
+
+/// The image without the files `removed` (indexes into `inodes`; a file
+/// named twice counts once): what [`recommend`] says for all of its fixes,
+/// and `mlsize fix` for the fixes it writes. Compressed bytes scale each
+/// layer's removed bytes by that layer's own ratio.
+pub fn estimate(
+    inodes: &[Inode],
+    layers: &[LayerReport],
+    totals: &ImageTotals,
+    compressed_before: u64,
+    removed: impl IntoIterator<Item = u32>,
+) -> Estimate {
+    let mut taken = vec![false; inodes.len()];
+    let mut removed_per_layer = vec![0u64; layers.len()];
+    let mut removed_visible = 0u64;
+    for i in removed {
+        let Some(t) = taken.get_mut(i as usize) else {
+            continue;
+        };
+        if std::mem::replace(t, true) {
+            continue;
+        }
+        let n = &inodes[i as usize];
+        if let Some(r) = removed_per_layer.get_mut(n.layer as usize) {
+            *r += n.bytes;
+        }
+        if n.visible {
+            removed_visible += n.bytes;
+        }
+    }
     let removed: u64 = removed_per_layer.iter().sum();
-    let removed_visible: u64 = recs.iter().map(|r| r.visible_bytes).sum();
     let removed_compressed: u64 = layers
         .iter()
         .zip(&removed_per_layer)
         .map(|(l, &r)| compressed_share(r, l))
         .sum();
     let before = totals.content_bytes;
-    let after = before - removed;
     let pct = if before == 0 {
         0.0
     } else {
         ((removed as f64 / before as f64) * 1000.0).round() / 10.0
     };
-    let estimate = Estimate {
+    Estimate {
         content_bytes_before: before,
-        content_bytes: after,
+        content_bytes: before - removed,
         visible_bytes_before: totals.visible_bytes,
         visible_bytes: totals.visible_bytes - removed_visible,
         compressed_bytes_before: compressed_before,
         compressed_bytes: compressed_before.saturating_sub(removed_compressed),
         savings_bytes: removed,
         savings_percent: pct,
-    };
-    (recs, targets, estimate)
+    }
 }
 
 #[cfg(test)]

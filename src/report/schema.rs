@@ -59,6 +59,7 @@ pub fn schema(kind: Kind) -> serde_json::Value {
         Kind::Analyze => generator.into_root_schema_for::<AnalyzeOutput<'_>>(),
         Kind::Diff => generator.into_root_schema_for::<DiffOutput<'_>>(),
         Kind::Check => generator.into_root_schema_for::<CheckOutput<'_>>(),
+        Kind::Fix => generator.into_root_schema_for::<crate::fix::FixReport>(),
     }
     .to_value();
     if let Some(o) = s.as_object_mut() {
@@ -79,15 +80,18 @@ pub enum Kind {
     Diff,
     /// `mlsize check`.
     Check,
+    /// `mlsize fix`.
+    Fix,
 }
 
 impl Kind {
-    /// `analyze`, `diff`, `check`.
+    /// `analyze`, `diff`, `check`, `fix`.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Analyze => "analyze",
             Kind::Diff => "diff",
             Kind::Check => "check",
+            Kind::Fix => "fix",
         }
     }
 }

@@ -40,7 +40,7 @@ pub fn fresh_cache_dir() -> PathBuf {
 }
 
 /// Checks an mlsize JSON output against its committed schema
-/// (`schema/<kind>.schema.json`: `kind` is `diff` or `check`, else it is
+/// (`schema/<kind>.schema.json`: `kind` is `diff`, `check` or `fix`, else it is
 /// an `analyze` report) and gives it back.
 pub fn checked(v: Value) -> Value {
     use std::sync::OnceLock;
@@ -50,6 +50,7 @@ pub fn checked(v: Value) -> Value {
             ("analyze", include_str!("../../schema/analyze.schema.json")),
             ("diff", include_str!("../../schema/diff.schema.json")),
             ("check", include_str!("../../schema/check.schema.json")),
+            ("fix", include_str!("../../schema/fix.schema.json")),
         ]
         .into_iter()
         .map(|(k, text)| {
