@@ -489,14 +489,15 @@ fn the_table_says_which_layers_were_not_read() {
 }
 
 fn entries(cache: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(cache.join("v1"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_str().unwrap();
-            n != "stats" && !n.starts_with(".tmp")
-        })
-        .collect();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(cache.join(format!("v{}", mlsize::source::cache::FORMAT_VERSION)))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_str().unwrap();
+                n != "stats" && !n.starts_with(".tmp")
+            })
+            .collect();
     v.sort();
     v
 }
@@ -745,7 +746,12 @@ fn no_cache_neither_reads_nor_writes() {
         .arg(&other)
         .assert()
         .success();
-    assert!(other.join("v1").is_dir() && !cache.exists());
+    assert!(
+        other
+            .join(format!("v{}", mlsize::source::cache::FORMAT_VERSION))
+            .is_dir()
+            && !cache.exists()
+    );
     let err = mlsize()
         .env("MLSIZE_CACHE_MAX", "lots")
         .args(["analyze", &img])

@@ -132,12 +132,15 @@ pub const MAX_FILE_BYTES: u64 = 1 << 50;
 /// a few thousand layers an image's totals stay far below `u64::MAX`.
 pub const MAX_LAYER_CONTENT_BYTES: u64 = 1 << 52;
 
-/// Whether a file's content is kept: package databases only.
+/// Whether a file's content is kept: package databases only (pip's
+/// `RECORD`s, dpkg's status and its per-package file lists, which `fix`
+/// reads to tell what `--no-install-recommends` removes).
 pub fn is_package_db(path: &str) -> bool {
     (path.ends_with(".dist-info/RECORD")
         && (path.contains("/site-packages/") || path.contains("/dist-packages/")))
         || path == "/var/lib/dpkg/status"
         || path.starts_with("/var/lib/dpkg/status.d/")
+        || (path.starts_with("/var/lib/dpkg/info/") && path.ends_with(".list"))
 }
 
 /// Everything learnt from reading one layer blob once.

@@ -5,7 +5,7 @@
 //!
 //! # Key
 //! `sha256 digest + size` of the blob, in a directory named for the entry
-//! format (`v1/<hex>-<size>`). For a layer whose descriptor names its blob
+//! format (`v2/<hex>-<size>`). For a layer whose descriptor names its blob
 //! (OCI layouts and archives, registries, Docker 25+ `docker save`), that is
 //! the descriptor's digest; for a docker-save legacy layer, which has no
 //! descriptor, it is the config's diff_id (for an uncompressed blob the two are
@@ -63,8 +63,9 @@ use crate::layer::{
 /// First bytes of every entry file.
 const MAGIC: &[u8; 8] = b"MLSZLYR\0";
 /// Entry format version; also the name of the directory entries live in.
-/// Bump it whenever what an entry holds or means changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bump it whenever what an entry holds or means changes (2: dpkg's
+/// `info/*.list` files keep their content).
+pub const FORMAT_VERSION: u32 = 2;
 /// Header: magic, version, payload length, checksum.
 const HEADER_BYTES: usize = 8 + 4 + 8 + 32;
 /// The most an entry decompresses to (a layer of several million files).
