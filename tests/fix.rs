@@ -495,6 +495,12 @@ fn prove(case: &Case, builder: &Builder, dir: &Path) -> Proved {
             "{}: the text output carries the JSON's patch",
             case.name
         );
+        if case.name == "all-at-once" {
+            eprintln!(
+                "all-at-once: mlsize fix --only {only}:\n{}",
+                String::from_utf8_lossy(&text.stdout)
+            );
+        }
         let patch = dir.join(format!("{}.patch", case.name));
         std::fs::write(&patch, &text.stdout).unwrap();
         run(Command::new("git")

@@ -647,14 +647,18 @@ impl<'a> Planner<'a> {
         let lines = self.with_flag(i, Install::Apt, "--no-install-recommends")?;
         let c = self.change(i, lines);
         let (files, note) = match self.recommended_files(i, r.layer_index) {
-            Some((files, pkgs)) => (
-                files,
-                Some(format!(
-                    "packages that came as recommendations ({}): {}; install the ones the image needs explicitly",
-                    pkgs.len(),
-                    pkgs.join(", ")
-                )),
-            ),
+            Some((files, pkgs)) => {
+                let shown = pkgs.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+                let more = pkgs.len().saturating_sub(8);
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                (
+                    files,
+                    Some(format!(
+                        "{} packages came as recommendations ({shown}{more}); install the ones the image needs explicitly",
+                        pkgs.len()
+                    )),
+                )
+            }
             None => (
                 self.targets(k).to_vec(),
                 Some("the layer's dpkg database was not readable: the saving counts only the compilers, headers and static libraries".into()),
@@ -755,7 +759,7 @@ impl<'a> Planner<'a> {
                     changes.push(c);
                     files.extend(fs);
                 }
-                Err(e) => skipped.push(format!("layer {}: {e}", layer + 1)),
+                Err(e) => skipped.push(e),
             }
         }
         if changes.is_empty() {
