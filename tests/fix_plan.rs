@@ -83,6 +83,16 @@ fn setup(dir: &Path, image: &ImageBuilder, dockerfile: &str) -> String {
     write(dir, "image.tar", &image.docker_archive())
 }
 
+/// The finding of each edit, in order.
+fn findings(v: &Value) -> Vec<&str> {
+    v["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["finding"].as_str().unwrap())
+        .collect()
+}
+
 fn fix(dir: &Path, args: &[&str]) -> std::process::Output {
     mlsize()
         .current_dir(dir)
@@ -132,12 +142,7 @@ fn patch_applies_and_predicts_analyze_estimate() {
     let a = json(&["analyze", &img]);
     assert_eq!(v["estimated"], a["estimated"]);
     assert_eq!(v["unfixed"], serde_json::json!([]));
-    let ids: Vec<&str> = v["edits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["finding"].as_str().unwrap())
-        .collect();
+    let ids = findings(&v);
     assert_eq!(
         ids,
         [
@@ -283,12 +288,7 @@ COPY --from=builder /usr/local/bin /usr/local/bin
 CMD [\"tool\"]
 "
     );
-    let ids: Vec<&str> = v["edits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["finding"].as_str().unwrap())
-        .collect();
+    let ids = findings(&v);
     assert_eq!(ids, ["static-libs", "headers"]);
     // The whole tool install goes: headers, static library, compiler, dpkg list.
     assert_eq!(v["estimated"]["savings_bytes"], 8000 + 12000 + 20000 + 100);
@@ -404,12 +404,7 @@ COPY --from=builder /usr/local/lib/python3.10/dist-packages /usr/local/lib/pytho
 CMD [\"python3\"]
 "
     );
-    let mut ids: Vec<&str> = v["edits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["finding"].as_str().unwrap())
-        .collect();
+    let mut ids = findings(&v);
     ids.sort();
     assert_eq!(ids, ["cuda-duplicates", "cuda-tools", "headers"]);
     assert_eq!(v["estimated"]["savings_bytes"], 30_000 + 9000 + 11_000);
