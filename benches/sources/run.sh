@@ -4,9 +4,15 @@
 #
 #   (a) analyze docker://127.0.0.1:PORT/IMG   vs  analyze IMG-gzip.oci.tar   (the same gzip blobs)
 #   (b) analyze docker-daemon:IMG             vs  docker save IMG | analyze -
-#   (c) cat IMG.docker.tar | analyze -        vs  analyze IMG.docker.tar     (verified, then --no-verify)
+#   (c) cat IMG.docker.tar | analyze -        vs  analyze IMG.docker.tar     (verified, then
+#                                                 --no-cache, then --no-verify)
 #
 #   bash benches/sources/run.sh
+#
+# Every command uses a layer cache of its own in the work directory, which
+# the warm-up round fills: the rounds measure what a second analysis of an
+# image costs (for a docker-save archive, its layers re-hashed to verify
+# them, not re-scanned); the `--no-cache` row of (c) what a first one does.
 #
 # The image comes from the repository's generator (benches/gen-image.py):
 # profile "medium" (~1.5 GB uncompressed) by default, MLSIZE_BENCH_PROFILE=large
@@ -18,6 +24,8 @@
 #   MLSIZE_BENCH_DIR       work directory, outside the repository
 #                          (default /tmp/mlsize-sources-bench; generated images are reused)
 #   MLSIZE_BENCH_ROUNDS    runs of each command (default 3; the median is shown)
+#   MLSIZE_BENCH_PAIRS     which pairs to run (default "a b c"; "c" alone needs
+#                          neither the registry nor dockerd)
 #   MLSIZE_BIN             mlsize binary (default: cargo build --release, target/release/mlsize)
 #
 # Needs: python3, pigz, zstd, skopeo, docker-registry, docker.io (dockerd and
@@ -31,11 +39,19 @@ REPO=$(cd "$HERE/../.." && pwd)
 PROFILE=${MLSIZE_BENCH_PROFILE:-medium}
 WORK=${MLSIZE_BENCH_DIR:-/tmp/mlsize-sources-bench}
 ROUNDS=${MLSIZE_BENCH_ROUNDS:-3}
+PAIRS=${MLSIZE_BENCH_PAIRS:-a b c}
+want() { case " $PAIRS " in *" $1 "*) return 0 ;; esac; return 1; }
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 case "$WORK/" in "$REPO"/*) echo "run.sh: MLSIZE_BENCH_DIR must be outside the repository" >&2; exit 2 ;; esac
 PATH=$PATH:/usr/sbin:/sbin
-for t in python3 pigz zstd skopeo docker-registry dockerd docker /usr/bin/time; do
+for t in python3 pigz zstd skopeo /usr/bin/time; do
+  command -v "$t" >/dev/null || { echo "run.sh: missing $t" >&2; exit 2; }
+done
+NEEDS=()
+if want a; then NEEDS+=(docker-registry); fi
+if want b; then NEEDS+=(dockerd docker); fi
+for t in "${NEEDS[@]}"; do
   command -v "$t" >/dev/null || { echo "run.sh: missing $t" >&2; exit 2; }
 done
 
@@ -49,6 +65,9 @@ echo "== image ($PROFILE)"
 python3 "$REPO/benches/gen-image.py" "$WORK/images" "$PROFILE"
 IMG=$WORK/images
 NAME=mlsize-bench/$PROFILE:latest
+# The runs' own layer cache (see above), emptied first.
+export MLSIZE_CACHE_DIR=$WORK/cache
+rm -rf "$MLSIZE_CACHE_DIR"
 
 # Everything started here is stopped on exit, by PID.
 PIDS=()
@@ -61,33 +80,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== registry"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/registry"
-cat >"$WORK/registry/config.yml" <<EOF
+if want a; then
+  echo "== registry"
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$WORK/registry"
+  cat >"$WORK/registry/config.yml" <<EOF
 version: 0.1
 log: {level: warn}
 storage: {filesystem: {rootdirectory: $WORK/registry/storage}}
 http: {addr: 127.0.0.1:$PORT, secret: mlsize-bench}
 EOF
-docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.1; done
-REF=127.0.0.1:$PORT/bench/$PROFILE:latest
-# The OCI layout the oci-archive was made from: the registry gets the same gzip blobs.
-skopeo --insecure-policy copy -q --preserve-digests --dest-tls-verify=false \
-  "oci:$IMG/$PROFILE-oci-gzip:latest" "docker://$REF"
+  docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.1; done
+  REF=127.0.0.1:$PORT/bench/$PROFILE:latest
+  # The OCI layout the oci-archive was made from: the registry gets the same gzip blobs.
+  skopeo --insecure-policy copy -q --preserve-digests --dest-tls-verify=false \
+    "oci:$IMG/$PROFILE-oci-gzip:latest" "docker://$REF"
+fi
 
-echo "== dockerd"
-mkdir -p "$WORK/docker"
-SOCK=$WORK/docker/docker.sock
-dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
-  -H "unix://$SOCK" --data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" \
-  --pidfile "$WORK/docker/docker.pid" >"$WORK/docker/log" 2>&1 &
-PIDS+=($!)
-export DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$WORK/docker/cli
-for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
-docker load -q -i "$IMG/$PROFILE.docker.tar"
+if want b; then
+  echo "== dockerd"
+  mkdir -p "$WORK/docker"
+  SOCK=$WORK/docker/docker.sock
+  dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+    -H "unix://$SOCK" --data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" \
+    --pidfile "$WORK/docker/docker.pid" >"$WORK/docker/log" 2>&1 &
+  PIDS+=($!)
+  export DOCKER_HOST=unix://$SOCK DOCKER_CONFIG=$WORK/docker/cli
+  for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
+  docker load -q -i "$IMG/$PROFILE.docker.tar"
+fi
 
 # One run: prints "SECONDS KB" (wall time of the whole command, peak RSS of mlsize).
 one() {
@@ -100,6 +123,8 @@ one() {
     docker-save) docker save "$NAME" | /usr/bin/time -o "$out" -f '%e %M' "$MLSIZE" analyze - --format json >/dev/null ;;
     cat-stdin) cat "$IMG/$PROFILE.docker.tar" | /usr/bin/time -o "$out" -f '%e %M' "$MLSIZE" analyze - --format json >/dev/null ;;
     file) /usr/bin/time -o "$out" -f '%e %M' "$MLSIZE" analyze "$IMG/$PROFILE.docker.tar" --format json >/dev/null ;;
+    cat-stdin-nc) cat "$IMG/$PROFILE.docker.tar" | /usr/bin/time -o "$out" -f '%e %M' "$MLSIZE" analyze - --no-cache --format json >/dev/null ;;
+    file-nc) /usr/bin/time -o "$out" -f '%e %M' "$MLSIZE" analyze "$IMG/$PROFILE.docker.tar" --no-cache --format json >/dev/null ;;
     cat-stdin-nv) cat "$IMG/$PROFILE.docker.tar" | /usr/bin/time -o "$out" -f '%e %M' "$MLSIZE" analyze - --no-verify --format json >/dev/null ;;
     file-nv) /usr/bin/time -o "$out" -f '%e %M' "$MLSIZE" analyze "$IMG/$PROFILE.docker.tar" --no-verify --format json >/dev/null ;;
   esac
@@ -107,7 +132,10 @@ one() {
 }
 
 declare -A T M
-KINDS=(registry oci-archive docker-daemon docker-save cat-stdin file cat-stdin-nv file-nv)
+KINDS=()
+if want a; then KINDS+=(registry oci-archive); fi
+if want b; then KINDS+=(docker-daemon docker-save); fi
+if want c; then KINDS+=(cat-stdin file cat-stdin-nc file-nc cat-stdin-nv file-nv); fi
 echo "== warm-up"
 for k in "${KINDS[@]}"; do one "$k" >/dev/null; done
 echo "== $ROUNDS rounds, pairs side by side"
@@ -133,7 +161,14 @@ echo "Image: gen-image.py profile $PROFILE, $((size / 1000000)) MB docker-archiv
 echo
 echo '| pair | source | time, peak RSS | reference | time, peak RSS | ratio | target |'
 echo '|---|---|---|---|---|---|---|'
-row a registry "analyze docker://127.0.0.1:PORT/img" oci-archive "analyze img-gzip.oci.tar" "≤ 1.2x"
-row b docker-daemon "analyze docker-daemon:img" docker-save "docker save img \\| analyze -" "≤ 1.2x"
-row c cat-stdin "cat img.docker.tar \\| analyze -" file "analyze img.docker.tar" "≤ 1.3x"
-row "c, --no-verify" cat-stdin-nv "cat img.docker.tar \\| analyze - --no-verify" file-nv "analyze img.docker.tar --no-verify" "-"
+if want a; then
+  row a registry "analyze docker://127.0.0.1:PORT/img" oci-archive "analyze img-gzip.oci.tar" "≤ 1.2x"
+fi
+if want b; then
+  row b docker-daemon "analyze docker-daemon:img" docker-save "docker save img \\| analyze -" "≤ 1.2x"
+fi
+if want c; then
+  row c cat-stdin "cat img.docker.tar \\| analyze -" file "analyze img.docker.tar" "≤ 1.3x"
+  row "c, --no-cache" cat-stdin-nc "cat img.docker.tar \\| analyze - --no-cache" file-nc "analyze img.docker.tar --no-cache" "-"
+  row "c, --no-verify" cat-stdin-nv "cat img.docker.tar \\| analyze - --no-verify" file-nv "analyze img.docker.tar --no-verify" "-"
+fi

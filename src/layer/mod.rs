@@ -305,45 +305,114 @@ pub fn scan_layer<R: Read + Send>(
                 )
             })
         };
-        // With verification, SHA-256 of the tar stream (the slowest stage of
-        // an uncompressed or zstd layer) gets a thread of its own, between
-        // the decoder and the scanner.
-        let (scan_rx, digest) = if opts.verify {
-            let (tx, rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
-            (rx, Some(s.spawn(move || digest_chunks(chunk_rx, tx))))
-        } else {
-            (chunk_rx, None)
-        };
-        let mut reader = ChunkReader::new(scan_rx, free_tx, opts.max_uncompressed_bytes);
-        let scanned = scan_tar(&mut reader, opts);
-        // Dropping the reader unblocks the others if the scan stopped early.
-        let tar_bytes = reader.total;
-        drop(reader);
-        let decoded = decoder
-            .join()
-            .map_err(|_| "decoder thread panicked".to_string())?;
-        let tar_hash = digest
-            .map(|d| d.join())
-            .transpose()
-            .map_err(|_| "digest thread panicked".to_string())?;
-        // The decoder's error is the root cause when both failed.
-        let decoded = decoded?;
-        let (entries, warnings) = scanned?;
-        let diff_id = tar_hash.map(|h| sha256_string(&h.finalize()));
-        let blob_digest = match decoded.compression {
-            Compression::None => diff_id.clone(),
-            _ => decoded.blob_digest,
-        };
-        Ok(LayerScan {
-            compression: decoded.compression,
-            compressed_bytes: decoded.compressed_bytes,
-            blob_digest,
-            tar_bytes,
-            diff_id,
-            estimated_gzip_bytes: decoded.estimated_gzip_bytes,
-            entries,
-            warnings,
-        })
+        scan_chunks(s, decoder, chunk_rx, free_tx, opts)
+    })
+}
+
+/// [`scan_layer`] of an uncompressed blob that arrives in buffers, as a
+/// stream's pass hands them over (`source/load/pass.rs`): they go on to the
+/// digest thread and the scanner as they are, where [`scan_layer`]'s decoder
+/// thread would copy them into chunks of its own, and the emptied ones are
+/// given back through `recycle`.
+pub fn scan_plain_chunks(
+    chunks: Receiver<Vec<u8>>,
+    recycle: Sender<Vec<u8>>,
+    blob_bytes: Option<u64>,
+    opts: &ScanOptions,
+) -> Result<LayerScan, String> {
+    let (chunk_tx, chunk_rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+    std::thread::scope(|s| {
+        // The gzip estimate samples the blob on this thread, as the decoder
+        // thread of `scan_layer` does.
+        let feeder = s.spawn(move || -> Result<Decoded, String> {
+            let mut sampler = blob_bytes.map(estimate::GzipSampler::new);
+            let mut count = 0u64;
+            for chunk in chunks {
+                if opts
+                    .cancel
+                    .as_ref()
+                    .is_some_and(|c| c.load(Ordering::Relaxed))
+                {
+                    let _ = chunk_tx.send(Err(io::Error::other(CANCELLED)));
+                    return Err(CANCELLED.to_string());
+                }
+                count += chunk.len() as u64;
+                if let Some(p) = &opts.progress {
+                    p.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                if let Some(sampler) = sampler.as_mut() {
+                    sampler.feed(&chunk);
+                }
+                if chunk_tx.send(Ok(chunk)).is_err() {
+                    // The scanner stopped early (it has the error to report).
+                    return Ok(Decoded::abandoned(Compression::None));
+                }
+            }
+            if count == 0 {
+                let msg = "layer blob is empty".to_string();
+                let _ = chunk_tx.send(Err(io::Error::other(msg.clone())));
+                return Err(msg);
+            }
+            Ok(Decoded {
+                compression: Compression::None,
+                compressed_bytes: count,
+                blob_digest: None,
+                estimated_gzip_bytes: sampler.and_then(estimate::GzipSampler::finish),
+            })
+        });
+        scan_chunks(s, feeder, chunk_rx, recycle, opts)
+    })
+}
+
+/// The stages after the decoder: with verification, a thread that hashes
+/// the tar stream for the diff_id, then the scanner (the calling thread).
+/// `decoder` produces the chunks `chunk_rx` receives; emptied chunks go to
+/// `free`.
+fn scan_chunks<'s>(
+    s: &'s std::thread::Scope<'s, '_>,
+    decoder: std::thread::ScopedJoinHandle<'s, Result<Decoded, String>>,
+    chunk_rx: Receiver<io::Result<Vec<u8>>>,
+    free: Sender<Vec<u8>>,
+    opts: &ScanOptions,
+) -> Result<LayerScan, String> {
+    // With verification, SHA-256 of the tar stream (the slowest stage of
+    // an uncompressed or zstd layer) gets a thread of its own, between
+    // the decoder and the scanner.
+    let (scan_rx, digest) = if opts.verify {
+        let (tx, rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+        (rx, Some(s.spawn(move || digest_chunks(chunk_rx, tx))))
+    } else {
+        (chunk_rx, None)
+    };
+    let mut reader = ChunkReader::new(scan_rx, free, opts.max_uncompressed_bytes);
+    let scanned = scan_tar(&mut reader, opts);
+    // Dropping the reader unblocks the others if the scan stopped early.
+    let tar_bytes = reader.total;
+    drop(reader);
+    let decoded = decoder
+        .join()
+        .map_err(|_| "decoder thread panicked".to_string())?;
+    let tar_hash = digest
+        .map(|d| d.join())
+        .transpose()
+        .map_err(|_| "digest thread panicked".to_string())?;
+    // The decoder's error is the root cause when both failed.
+    let decoded = decoded?;
+    let (entries, warnings) = scanned?;
+    let diff_id = tar_hash.map(|h| sha256_string(&h.finalize()));
+    let blob_digest = match decoded.compression {
+        Compression::None => diff_id.clone(),
+        _ => decoded.blob_digest,
+    };
+    Ok(LayerScan {
+        compression: decoded.compression,
+        compressed_bytes: decoded.compressed_bytes,
+        blob_digest,
+        tar_bytes,
+        diff_id,
+        estimated_gzip_bytes: decoded.estimated_gzip_bytes,
+        entries,
+        warnings,
     })
 }
 

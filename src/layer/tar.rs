@@ -180,6 +180,52 @@ impl<R: BufRead> TarStream<R> {
         result
     }
 
+    /// Reads the next part of the current entry's data into `dst` and returns
+    /// its length: at most `dst.len()` bytes, 0 only at the end of the data
+    /// (which also consumes the padding after it) or for an empty `dst`.
+    ///
+    /// Unlike [`TarStream::read_data`] it goes through `Read::read` of the
+    /// inner reader: a `BufReader` with nothing buffered reads a `dst` at
+    /// least as large as its buffer straight from its source, so a large
+    /// member's data is copied once, from the source into `dst`, instead of
+    /// into the buffer first. For sparse entries it reads the stored data, as
+    /// [`TarStream::read_data`] feeds it.
+    pub fn read_data_into(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        match self.state {
+            State::Open => {}
+            State::End => return Ok(0),
+            State::Failed => return Err(failed()),
+        }
+        if dst.is_empty() {
+            return Ok(0);
+        }
+        let want = usize::try_from(self.data_left).map_or(dst.len(), |l| l.min(dst.len()));
+        if want == 0 {
+            let r = self.skip_padding();
+            if r.is_err() {
+                self.state = State::Failed;
+            }
+            return r.map(|()| 0);
+        }
+        let n = loop {
+            match self.inner.read(&mut dst[..want]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.state = State::Failed;
+                    return Err(e);
+                }
+            }
+        };
+        if n == 0 {
+            self.state = State::Failed;
+            return Err(truncated_data(self.pos));
+        }
+        self.pos = self.pos.saturating_add(n as u64);
+        self.data_left -= n as u64;
+        Ok(n)
+    }
+
     /// Skips the current entry's data and padding without looking at them,
     /// through `skip`, which must move `inner` forward by up to `n` bytes and
     /// return how many it moved (fewer only at the end of the input). A reader
@@ -1857,6 +1903,68 @@ mod tests {
             }
             assert_eq!(i, all.len(), "{what}");
         }
+    }
+
+    #[test]
+    fn read_data_into_reads_what_read_data_feeds() {
+        let mut cases = vec![("mixed", mixed_archive())];
+        for (what, runs) in [("old GNU sparse", GNU_OLD), ("pax 1.0 sparse", PAX_1_0)] {
+            cases.push((what, fixture(runs)));
+        }
+        for (what, bytes) in cases {
+            let all = read_all(&bytes).unwrap();
+            // Odd piece sizes, and a BufReader smaller than some of them
+            // (which then reads past its buffer).
+            for (piece, buffer) in [(1, 512), (7, 100), (4096, 1000), (1 << 20, 64 << 10)] {
+                let reader = io::BufReader::with_capacity(buffer, &bytes[..]);
+                let mut ts = TarStream::new(reader, Limits::default());
+                let mut i = 0;
+                let mut dst = vec![0u8; piece];
+                while let Some(h) = ts.next_header().unwrap() {
+                    assert_eq!(h, all[i].0, "{what}");
+                    // Half the entries read in part, the rest left to next_header.
+                    let mut got = Vec::new();
+                    loop {
+                        let n = ts.read_data_into(&mut dst).unwrap();
+                        if n == 0 {
+                            assert_eq!(ts.position() % BLOCK_U64, 0, "{what}: padding read too");
+                            break;
+                        }
+                        got.extend_from_slice(&dst[..n]);
+                        if i % 2 == 1 && got.len() >= piece {
+                            break;
+                        }
+                    }
+                    let want = &all[i].1;
+                    assert_eq!(got[..], want[..got.len()], "{what}, pieces of {piece}");
+                    if i % 2 == 0 {
+                        assert_eq!(got.len(), want.len(), "{what}: all of it");
+                        assert_eq!(ts.read_data(|_| panic!("fed twice")).unwrap(), 0);
+                        assert_eq!(ts.read_data_into(&mut dst).unwrap(), 0);
+                    }
+                    i += 1;
+                }
+                assert_eq!(i, all.len(), "{what}");
+            }
+        }
+        // Truncated inside the data: an error, and sticky.
+        let bytes = cat(&[file("a", &[1; 3000]), end()]);
+        let mut ts = TarStream::new(&bytes[..2048], Limits::default());
+        ts.next_header().unwrap().unwrap();
+        let mut dst = vec![0u8; 8192];
+        let mut total = 0;
+        let e = loop {
+            match ts.read_data_into(&mut dst) {
+                Ok(n) => total += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!((e.kind(), total), (io::ErrorKind::UnexpectedEof, 1536));
+        assert!(
+            ts.read_data_into(&mut dst).is_err(),
+            "unusable after the error"
+        );
+        assert!(ts.next_header().is_err());
     }
 
     #[test]

@@ -122,6 +122,18 @@ fn store_fresh(
 /// diff_id), else `None` and the blob is read as usual, which reports what
 /// is wrong as a cold read does.
 fn rehash(blob: Blob, hit: LayerScan, opts: &ScanOptions) -> Option<LayerScan> {
+    let (r, _) = blob.into_reader().ok()?;
+    rehash_reader(r, hit, opts).ok()
+}
+
+/// [`rehash`] of a blob read from `r`: the cached scan when the bytes are
+/// the layer it describes (compression, blob size, blob digest, diff_id),
+/// else why not.
+fn rehash_reader<R: io::Read>(
+    r: R,
+    hit: LayerScan,
+    opts: &ScanOptions,
+) -> Result<LayerScan, String> {
     use sha2::{Digest, Sha256};
     use std::io::{BufRead, BufReader, Read};
     /// Counts raw bytes (for progress and the blob's size) and stops when
@@ -154,7 +166,7 @@ fn rehash(blob: Blob, hit: LayerScan, opts: &ScanOptions) -> Option<LayerScan> {
             Ok(k)
         }
     }
-    let (r, _) = blob.into_reader().ok()?;
+    let read_failed = |e: io::Error| format!("read failed: {e}");
     let mut raw = BufReader::with_capacity(
         64 << 10,
         Counted {
@@ -164,7 +176,8 @@ fn rehash(blob: Blob, hit: LayerScan, opts: &ScanOptions) -> Option<LayerScan> {
             opts,
         },
     );
-    let compression = Compression::sniff(raw.fill_buf().ok()?).ok()?;
+    let compression =
+        Compression::sniff(raw.fill_buf().map_err(read_failed)?).map_err(|e| e.to_string())?;
     if compression != Compression::None {
         // Nothing of the buffer is consumed yet: hash it from the start.
         let head = raw.buffer().to_vec();
@@ -174,37 +187,41 @@ fn rehash(blob: Blob, hit: LayerScan, opts: &ScanOptions) -> Option<LayerScan> {
     }
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
-    let mut pump = |src: &mut dyn Read| -> Option<()> {
+    let mut pump = |src: &mut dyn Read| -> io::Result<()> {
         loop {
             match src.read(&mut buf) {
-                Ok(0) => return Some(()),
+                Ok(0) => return Ok(()),
                 Ok(k) => h.update(&buf[..k]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
+                Err(e) => return Err(e),
             }
         }
     };
+    let corrupt = |e: io::Error| format!("corrupt {} stream: {e}", compression.name());
     let raw = match compression {
         Compression::None => {
-            pump(&mut raw)?;
+            pump(&mut raw).map_err(read_failed)?;
             raw
         }
         Compression::Gzip => {
             let mut d = flate2::bufread::MultiGzDecoder::new(raw);
-            pump(&mut d)?;
+            pump(&mut d).map_err(corrupt)?;
             d.into_inner()
         }
         Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(raw).ok()?;
-            d.window_log_max(31).ok()?;
-            pump(&mut d)?;
+            let mut d = zstd::stream::read::Decoder::with_buffer(raw).map_err(corrupt)?;
+            d.window_log_max(31).map_err(corrupt)?;
+            pump(&mut d).map_err(corrupt)?;
             d.finish()
         }
     };
     // Trailing bytes after a compressed stream are an error a read reports.
     let mut rest = raw;
-    if !rest.fill_buf().ok()?.is_empty() {
-        return None;
+    if !rest.fill_buf().map_err(read_failed)?.is_empty() {
+        return Err(format!(
+            "trailing data after the {} stream",
+            compression.name()
+        ));
     }
     let counted = rest.into_inner();
     let digest = crate::layer::sha256_string(&h.finalize());
@@ -212,11 +229,65 @@ fn rehash(blob: Blob, hit: LayerScan, opts: &ScanOptions) -> Option<LayerScan> {
         Some(b) => crate::layer::sha256_string(&b.finalize()),
         None => digest.clone(),
     };
-    (hit.compression == compression
-        && counted.n == hit.compressed_bytes
-        && hit.diff_id.as_deref() == Some(digest.as_str())
-        && hit.blob_digest.as_deref() == Some(blob_digest.as_str()))
-    .then_some(hit)
+    confirm(hit, compression, counted.n, &blob_digest, &digest)
+}
+
+/// [`rehash_reader`] of an uncompressed blob that arrives in buffers, as a
+/// stream's pass hands them over (`pass.rs`): each is hashed where it lies,
+/// not copied, and given back through `recycle`.
+fn rehash_chunks(
+    chunks: crossbeam_channel::Receiver<Vec<u8>>,
+    recycle: crossbeam_channel::Sender<Vec<u8>>,
+    hit: LayerScan,
+    opts: &ScanOptions,
+) -> Result<LayerScan, String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    for chunk in chunks {
+        if opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(crate::layer::CANCELLED.to_string());
+        }
+        h.update(&chunk);
+        n += chunk.len() as u64;
+        if let Some(p) = &opts.progress {
+            p.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        // A full pool lets the buffer go.
+        let _ = recycle.try_send(chunk);
+    }
+    let digest = crate::layer::sha256_string(&h.finalize());
+    confirm(hit, Compression::None, n, &digest, &digest)
+}
+
+/// The cached scan `hit` when a blob's bytes are the layer it describes: the
+/// same compression, blob size, blob digest and diff_id; else why not.
+fn confirm(
+    hit: LayerScan,
+    compression: Compression,
+    blob_bytes: u64,
+    blob_digest: &str,
+    diff_id: &str,
+) -> Result<LayerScan, String> {
+    if hit.compression == compression
+        && hit.compressed_bytes == blob_bytes
+        && hit.blob_digest.as_deref() == Some(blob_digest)
+        && hit.diff_id.as_deref() == Some(diff_id)
+    {
+        return Ok(hit);
+    }
+    Err(format!(
+        "its bytes ({} blob {blob_digest}, {blob_bytes} bytes, diff_id {diff_id}) are not that layer ({} blob {}, {} bytes, diff_id {})",
+        compression.name(),
+        hit.compression.name(),
+        hit.blob_digest.as_deref().unwrap_or("-"),
+        hit.compressed_bytes,
+        hit.diff_id.as_deref().unwrap_or("-"),
+    ))
 }
 
 /// Loads the selected image of a sequential source: one pass scans every
@@ -231,9 +302,24 @@ pub(super) fn load_sequential(src: Sequential, opts: &LoadOptions) -> Result<Loa
         tar,
         compression,
     } = src.open()?;
-    let (store, mut scans, fetched) = pass::pass(&origin, tar, opts)?;
+    let (store, mut scans, fetched, assumed) = pass::pass(&origin, tar, opts)?;
     let mut meta = super::meta::resolve(&store, &opts.selection)?;
     meta.format = compression.format(&meta.format);
+    // A layer taken from the cache by the diff_id its name gives, unread
+    // (no verification): the random-access loader would have looked the
+    // cache up by the config's diff_id, so the two must agree.
+    for l in &meta.layers {
+        let key = store.resolve_name(&l.blob);
+        if let Some(named) = assumed.get(&key)
+            && l.diff_id.as_deref() != Some(named.as_str())
+        {
+            let what = format!(
+                "'{key}' is named for {named} but the config gives its layer the diff_id {}; it was skipped over for the layer cache's scan of {named}, and a stream cannot be read twice: run again with --no-cache",
+                l.diff_id.as_deref().unwrap_or("-")
+            );
+            scans.insert(key, Err(what));
+        }
+    }
     let scans = assemble(&origin, &meta, |blob, last| {
         let key = store.resolve_name(blob);
         match take(&mut scans, &key, last) {
