@@ -209,3 +209,51 @@ fn naive_table_snapshot() {
         .replace(&p, "naive.tar");
     insta::assert_snapshot!("naive_table", text);
 }
+
+/// uv installs by hard-linking its cache into site-packages (its default
+/// link mode on Linux), and the builders' tars carry the data under the
+/// cache's name (`/root` sorts before `/usr`). Removing the cache frees only
+/// the files that have no other name; with `UV_LINK_MODE=copy` it frees all
+/// of them. The category still counts the bytes where they were written
+/// (ACCOUNTING.md).
+#[test]
+fn uv_cache_hard_linked_into_site_packages_saves_only_its_own_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = "/root/.cache/uv/archive-v0/0SBNhoiiH0ZITFEU/mlsize_blob";
+    let site = "/usr/local/lib/python3.11/dist-packages/mlsize_blob";
+    for (mode, saves, site_visible) in [("hardlink", 591, 0), ("copy", 8_591, 8_000)] {
+        let img = ImageBuilder::new()
+            .layer("ADD file:base in /", |l| l.file("/bin/sh", 1_000))
+            .layer(
+                &format!("/bin/sh -c UV_LINK_MODE={mode} uv pip install --system mlsize-blob"),
+                |l| {
+                    let l = l
+                        .file("/root/.cache/uv/CACHEDIR.TAG", 43)
+                        .file_seeded(&format!("{cache}/data.bin"), 8_000, 7)
+                        .file("/root/.cache/uv/simple-v28/index/7c/mlsize-blob.rkyv", 548);
+                    if mode == "hardlink" {
+                        l.hardlink(&format!("{site}/data.bin"), &format!("{cache}/data.bin"))
+                    } else {
+                        l.file_seeded(&format!("{site}/data.bin"), 8_000, 7)
+                    }
+                },
+            );
+        let p = write(dir.path(), &format!("{mode}.tar"), &img.docker_archive());
+        let v = json(&["analyze", &p]);
+        let uv = &v["recommendations"][0];
+        assert_eq!(uv["id"], "uv-cache", "{mode}: {v:#}");
+        assert_eq!(u(uv, "/savings_bytes"), saves, "{mode}");
+        assert_eq!(u(&v, "/estimated/savings_bytes"), saves, "{mode}");
+        let pip = categories(&v)
+            .into_iter()
+            .find(|c| c.0 == "pip-cache")
+            .unwrap();
+        assert_eq!(
+            (pip.1, pip.2, pip.4),
+            (8_591, 8_591, 3),
+            "{mode}: pip-cache"
+        );
+        let other = categories(&v).into_iter().find(|c| c.0 == "other").unwrap();
+        assert_eq!(other.2, 1_000 + site_visible, "{mode}: other");
+    }
+}

@@ -105,13 +105,18 @@ impl Model {
     }
 }
 
+/// The test's categories: a path's first component (`/a` 0, `/b` 1, `/c` 2).
+fn classify(p: &str) -> u8 {
+    p.as_bytes().get(1).map_or(0, |c| c.saturating_sub(b'a'))
+}
+
 fn entries(ops: &[Op]) -> Vec<LayerEntry> {
     let e = |p: &str, kind: EntryKind, bytes: u64| LayerEntry {
         path: p.into(),
         kind,
         bytes,
         hash: [0; 16],
-        category: 0,
+        category: classify(p),
         data: None,
     };
     ops.iter()
@@ -136,7 +141,7 @@ proptest! {
             model.apply(i, ops);
             overlay.apply_layer(i as u32, entries(ops));
         }
-        let merged = overlay.finish();
+        let merged = overlay.finish(classify);
         prop_assert_eq!(merged.inodes.len(), model.inodes.len());
         let visible: BTreeSet<usize> = model
             .fs
@@ -172,6 +177,13 @@ proptest! {
         for (id, inode) in merged.inodes.iter().enumerate().filter(|(_, i)| i.visible) {
             let lowest = model.fs.iter().find(|(_, n)| **n == Node::File(id)).map(|(p, _)| p.clone());
             prop_assert_eq!(Some(inode.shown_path().to_string()), lowest);
+            // Named elsewhere: a visible name in another category than the
+            // path it was written at.
+            let elsewhere = model
+                .fs
+                .iter()
+                .any(|(p, n)| *n == Node::File(id) && classify(p) != classify(&inode.path));
+            prop_assert_eq!(inode.named_elsewhere, elsewhere, "inode {} ({})", id, inode.path);
         }
     }
 }

@@ -41,5 +41,5 @@ fuzz_target!(|data: &[u8]| {
     let mut o = Overlay::new();
     o.apply_layer(0, scan.entries.clone());
     o.apply_layer(1, scan.entries);
-    let _ = o.finish();
+    let _ = o.finish(|_| 0);
 });

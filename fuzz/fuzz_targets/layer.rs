@@ -10,11 +10,12 @@ use mlsize::layer::{ScanOptions, scan_layer};
 use mlsize::overlay::Overlay;
 
 fuzz_target!(|data: &[u8]| {
+    let rules = Arc::new(Rules::builtin());
     let opts = ScanOptions {
         verify: true,
         hash_content: true,
         hash_sizes: None,
-        rules: Arc::new(Rules::builtin()),
+        rules: rules.clone(),
         max_uncompressed_bytes: Some(64 << 20),
         progress: None,
         cancel: None,
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         let mut o = Overlay::new();
         o.apply_layer(0, scan.entries.clone());
         o.apply_layer(1, scan.entries);
-        let m = o.finish();
+        let m = o.finish(|p| rules.classify(p));
         let _ = m.inodes.iter().filter(|i| i.visible).count();
     }
 });

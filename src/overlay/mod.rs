@@ -34,6 +34,10 @@ pub struct Inode {
     pub category: u8,
     /// Whether any name of it is in the final tree.
     pub visible: bool,
+    /// Whether one of its visible names is in another category than
+    /// `category` (a hard link out of a cache into site-packages, as uv
+    /// installs by default): removing its category's files does not free it.
+    pub named_elsewhere: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -166,6 +170,7 @@ impl Overlay {
                         removed_by: NO_LAYER,
                         category: e.category,
                         visible: false,
+                        named_elsewhere: false,
                     });
                 }
                 EntryKind::HardLink(ref target) => match self.lookup(target) {
@@ -326,7 +331,9 @@ impl Overlay {
     }
 
     /// Walks the final tree, marks visible inodes and returns the result.
-    pub fn finish(mut self) -> Merged {
+    /// `classify` gives a path's category (as the layer scan gave each
+    /// inode's), asked only for the names hard links added.
+    pub fn finish(mut self, classify: impl Fn(&str) -> u8) -> Merged {
         let mut stack: Vec<(u32, String)> = vec![(ROOT, String::new())];
         while let Some((n, prefix)) = stack.pop() {
             let node = std::mem::replace(&mut self.nodes[n as usize], Node::Other);
@@ -338,13 +345,13 @@ impl Overlay {
                         p.push('/');
                         p.push_str(&name);
                         match self.nodes[child as usize] {
-                            Node::File(i) => self.mark(i, p),
+                            Node::File(i) => self.mark(i, p, &classify),
                             Node::Dir(_) => stack.push((child, p)),
                             Node::Other => {}
                         }
                     }
                 }
-                Node::File(i) => self.mark(i, prefix),
+                Node::File(i) => self.mark(i, prefix, &classify),
                 Node::Other => {}
             }
         }
@@ -354,9 +361,12 @@ impl Overlay {
         }
     }
 
-    fn mark(&mut self, i: u32, name: String) {
+    fn mark(&mut self, i: u32, name: String, classify: &impl Fn(&str) -> u8) {
         let inode = &mut self.inodes[i as usize];
         inode.names += 1;
+        if *name != *inode.path && !inode.named_elsewhere {
+            inode.named_elsewhere = classify(&name) != inode.category;
+        }
         if !inode.visible {
             inode.visible = true;
             if *name != *inode.path {
@@ -422,7 +432,7 @@ mod tests {
         for (i, l) in layers.into_iter().enumerate() {
             o.apply_layer(i as u32, l);
         }
-        let m = o.finish();
+        let m = o.finish(|_| 0);
         let mut wasted = vec![0; n];
         let mut visible = 0;
         let mut paths = Vec::new();
@@ -565,10 +575,42 @@ mod tests {
     }
 
     #[test]
+    fn hard_link_into_another_category_is_named_elsewhere() {
+        // uv's default install: the cache's file and site-packages' name
+        // are one inode; the cache path comes first in the tar.
+        let classify = |p: &str| u8::from(p.starts_with("/usr/"));
+        let cached = |p: &str, bytes| LayerEntry {
+            category: classify(p),
+            ..file(p, bytes)
+        };
+        let mut o = Overlay::new();
+        o.apply_layer(
+            0,
+            vec![
+                cached("/root/.cache/uv/a/data.bin", 8),
+                link("/usr/lib/site/data.bin", "/root/.cache/uv/a/data.bin"),
+                cached("/root/.cache/uv/a/meta", 2),
+                link("/root/.cache/uv/b/meta", "/root/.cache/uv/a/meta"),
+                cached("/root/.cache/uv/gone", 3),
+                link("/usr/lib/site/gone", "/root/.cache/uv/gone"),
+            ],
+        );
+        o.apply_layer(1, vec![wh("/usr/lib/site/gone")]);
+        let m = o.finish(classify);
+        let by_path = |p: &str| m.inodes.iter().find(|n| &*n.path == p).unwrap();
+        let data = by_path("/root/.cache/uv/a/data.bin");
+        assert!(data.named_elsewhere && data.names == 2 && data.category == 0);
+        let meta = by_path("/root/.cache/uv/a/meta");
+        assert!(!meta.named_elsewhere, "both names in the cache");
+        let gone = by_path("/root/.cache/uv/gone");
+        assert!(!gone.named_elsewhere, "the other name was removed");
+    }
+
+    #[test]
     fn hard_link_to_missing_target_warns() {
         let mut o = Overlay::new();
         o.apply_layer(0, vec![link("/b", "/nope")]);
-        let m = o.finish();
+        let m = o.finish(|_| 0);
         assert!(m.inodes.is_empty());
         assert_eq!(m.warnings.len(), 1);
     }
@@ -578,7 +620,7 @@ mod tests {
         let mut o = Overlay::new();
         o.apply_layer(0, vec![file("/a", 1)]);
         o.apply_layer(1, vec![wh("/nope")]);
-        let m = o.finish();
+        let m = o.finish(|_| 0);
         assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
     }
 }

@@ -325,7 +325,9 @@ pub fn recommend(
         let Some(ci) = cat_of(cat) else { continue };
         let mut per_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, n) in inodes.iter().enumerate() {
-            if n.category == ci {
+            // A cache file hard-linked into site-packages (uv's default) is
+            // not freed by removing the cache.
+            if n.category == ci && !n.named_elsewhere {
                 per_layer.entry(n.layer as usize).or_default().push(i);
             }
         }
@@ -376,6 +378,7 @@ pub fn recommend(
             .filter(|&i| {
                 let n = &inodes[i];
                 n.visible
+                    && !n.named_elsewhere
                     && n.layer as usize == l.index
                     && is_build_tooling(
                         n.shown_path(),
@@ -459,7 +462,7 @@ pub fn recommend(
         let Some(ci) = cat_of(cat) else { continue };
         let mut targets = Vec::new();
         for (i, n) in inodes.iter().enumerate() {
-            if !n.visible || n.category != ci {
+            if !n.visible || n.named_elsewhere || n.category != ci {
                 continue;
             }
             let p = n.shown_path();
@@ -499,7 +502,10 @@ pub fn recommend(
     // 5. Python bytecode, only where it matters (10 MiB and 2% of the image).
     if let Some(ci) = cat_of("python-bytecode") {
         let targets: Vec<usize> = (0..inodes.len())
-            .filter(|&i| inodes[i].visible && inodes[i].category == ci)
+            .filter(|&i| {
+                let n = &inodes[i];
+                n.visible && !n.named_elsewhere && n.category == ci
+            })
             .collect();
         let bytes: u64 = targets.iter().map(|&i| inodes[i].bytes).sum();
         if bytes >= 10 << 20 && bytes * 50 >= totals.visible_bytes {

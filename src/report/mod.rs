@@ -357,7 +357,7 @@ pub fn analyze(image: LoadedImage, rules: &Rules, opts: &ReportOptions) -> Analy
     let Merged {
         inodes,
         warnings: merge_warnings,
-    } = overlay.finish();
+    } = overlay.finish(|p| rules.classify(p));
     warnings.extend(merge_warnings);
 
     let ncat = rules.rules().len();
