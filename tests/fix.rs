@@ -106,6 +106,44 @@ RUN --mount=type=cache,target=/root/.cache/pip pip install mlsize-blob
 ",
         },
         Case {
+            name: "uv-cache",
+            builder: Which::Docker,
+            // uv's Docker guide sets UV_LINK_MODE=copy: the cache then holds
+            // a copy of every installed file.
+            dockerfile: "\
+FROM base:bookworm
+RUN pip install --no-cache-dir uv
+ENV UV_LINK_MODE=copy
+RUN uv pip install --system mlsize-blob
+",
+            files: &[],
+            ids: &["uv-cache"],
+            fixed: "\
+FROM base:bookworm
+RUN pip install --no-cache-dir uv
+ENV UV_LINK_MODE=copy
+RUN uv pip install --no-cache --system mlsize-blob
+",
+        },
+        Case {
+            name: "uv-cache-hardlink",
+            builder: Which::Docker,
+            // uv's default: the installed files are hard links to the
+            // cache's, so removing the cache frees only its own few files.
+            dockerfile: "\
+FROM base:bookworm
+RUN pip install --no-cache-dir uv
+RUN uv pip install --system mlsize-blob
+",
+            files: &[],
+            ids: &["uv-cache"],
+            fixed: "\
+FROM base:bookworm
+RUN pip install --no-cache-dir uv
+RUN uv pip install --no-cache --system mlsize-blob
+",
+        },
+        Case {
             name: "apt-cache",
             builder: Which::Docker,
             dockerfile: "\
@@ -240,6 +278,51 @@ CMD [\"/usr/local/bin/tool\"]
 ",
         },
         Case {
+            name: "devel-split",
+            builder: Which::Docker,
+            // A -devel base under a wheel that brings CUDA: its CUPTI,
+            // headers and nvcc go with a runtime stage FROM -base (the
+            // wheel brings NVRTC), the builder keeps -devel.
+            dockerfile: "\
+FROM nvidia/cuda:12.4.1-devel-ubuntu22.04
+RUN pip install --no-cache-dir nvidia-cuda-nvrtc-cu12
+CMD [\"python3\"]
+",
+            files: &[],
+            ids: &["cuda-duplicates", "cupti", "headers", "cuda-tools"],
+            fixed: "\
+FROM nvidia/cuda:12.4.1-devel-ubuntu22.04 AS builder
+RUN pip install --no-cache-dir nvidia-cuda-nvrtc-cu12
+CMD [\"python3\"]
+
+FROM nvidia/cuda:12.4.1-base-ubuntu22.04
+COPY --from=builder /usr/local/lib/python3.11/dist-packages /usr/local/lib/python3.11/dist-packages
+CMD [\"python3\"]
+",
+        },
+        Case {
+            name: "devel-runtime-split",
+            builder: Which::Docker,
+            // The same without CUDA from the wheels: the runtime stage
+            // starts FROM -runtime, which keeps the shared libraries.
+            dockerfile: "\
+FROM nvidia/cuda:12.4.1-devel-ubuntu22.04
+RUN pip install --no-cache-dir mlsize-blob
+CMD [\"python3\"]
+",
+            files: &[],
+            ids: &["cupti", "headers", "cuda-tools"],
+            fixed: "\
+FROM nvidia/cuda:12.4.1-devel-ubuntu22.04 AS builder
+RUN pip install --no-cache-dir mlsize-blob
+CMD [\"python3\"]
+
+FROM nvidia/cuda:12.4.1-runtime-ubuntu22.04
+COPY --from=builder /usr/local/lib/python3.11/dist-packages /usr/local/lib/python3.11/dist-packages
+CMD [\"python3\"]
+",
+        },
+        Case {
             name: "all-at-once",
             builder: Which::Docker,
             dockerfile: "\
@@ -247,6 +330,7 @@ FROM nvidia/cuda:12.4.1-runtime-ubuntu22.04
 RUN apt-get update && apt-get install -y libc6-dev
 RUN pip install mlsize-blob
 RUN pip install --no-cache-dir mlsize-pymods
+RUN pip install --no-cache-dir uv && UV_LINK_MODE=copy uv pip install --system mlsize-uvblob
 RUN head -c 20000000 /dev/urandom > /opt/data.bin && sha256sum /opt/data.bin > /opt/data.sha256
 RUN head -c 10000000 /dev/urandom > /opt/key.bin
 RUN pip install --no-cache-dir nvidia-cuda-nvrtc-cu12
@@ -258,6 +342,7 @@ RUN chmod 600 /opt/key.bin
                 "apt-cache",
                 "apt-install-recommends",
                 "pip-cache",
+                "uv-cache",
                 "python-bytecode",
                 "deleted-later",
                 "overwritten-later",
@@ -268,6 +353,7 @@ FROM nvidia/cuda:12.4.1-base-ubuntu22.04
 RUN apt-get update && apt-get install --no-install-recommends -y libc6-dev && apt-get clean && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir --no-compile mlsize-blob
 RUN pip install --no-compile --no-cache-dir mlsize-pymods
+RUN pip install --no-compile --no-cache-dir uv && UV_LINK_MODE=copy uv pip install --no-cache --system mlsize-uvblob
 RUN head -c 20000000 /dev/urandom > /opt/data.bin && sha256sum /opt/data.bin > /opt/data.sha256 && rm -rf /opt/data.bin
 RUN head -c 10000000 /dev/urandom > /opt/key.bin && chmod 600 /opt/key.bin
 RUN pip install --no-compile --no-cache-dir nvidia-cuda-nvrtc-cu12
@@ -281,34 +367,50 @@ fn analyze(image: &Path) -> Value {
     json(&["analyze", image.to_str().unwrap()])
 }
 
-/// The ids of an analyze report's recommendations for the Dockerfile's own
-/// layers (not those for the base image, which no edit of the Dockerfile
-/// fixes: e.g. apt rewriting the base's /var/lib/dpkg/status is an
-/// overwritten-later of the base).
-fn ids(report: &Value) -> BTreeSet<String> {
-    own(report)
+/// The ids of an analyze report's recommendations that an edit of the
+/// Dockerfile can fix: those for its own layers, and those for the base
+/// image that the case fixes by changing its `FROM` (cuda-duplicates, the
+/// -devel stage split). Not the others of the base image: e.g. apt
+/// rewriting the base's /var/lib/dpkg/status is an overwritten-later of the
+/// base.
+fn ids(report: &Value, case: &Case) -> BTreeSet<String> {
+    own(report, case)
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect()
 }
 
-/// An analyze report's recommendations for the Dockerfile's own layers, and
-/// cuda-duplicates, which is about the base image and fixed by its `FROM`.
-fn own(report: &Value) -> impl Iterator<Item = &Value> {
+/// The recommendations of [`ids`].
+fn own<'a>(report: &'a Value, case: &'a Case) -> impl Iterator<Item = &'a Value> {
     report["recommendations"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["base_image"] != true || r["id"] == "cuda-duplicates")
+        .filter(|r| {
+            r["base_image"] != true
+                || (FROM_FIXES.iter().any(|id| r["id"] == *id)
+                    && case.ids.iter().any(|id| r["id"] == *id))
+        })
 }
 
-/// The size after fixing `fixed` (finding ids), as `analyze`'s estimate
-/// computes it: each file counts for one recommendation only, so the figures
-/// of a set of fixes are the sums of their recommendations'.
+/// The findings about the base image that a new `FROM` fixes: CUDA shipped
+/// twice (-base) and a -devel base's build-only files (the stage split).
+/// The base's others stay whatever the Dockerfile does (its bytecode, say).
+const FROM_FIXES: [&str; 6] = [
+    "cuda-duplicates",
+    "cupti",
+    "headers",
+    "static-libs",
+    "cuda-tools",
+    "nsight",
+];
+
+/// The size after fixing `fixed` (finding ids) by the sums of `analyze`'s
+/// recommendations (each file counts for one recommendation only).
 /// `(content_bytes, compressed_bytes)`.
-fn predicted(report: &Value, fixed: &BTreeSet<String>) -> (u64, u64) {
+fn analyze_estimate(report: &Value, case: &Case) -> (u64, u64) {
     let (mut saved, mut saved_compressed) = (0, 0);
-    for r in own(report) {
-        if fixed.contains(r["id"].as_str().unwrap()) {
+    for r in own(report, case) {
+        if case.ids.iter().any(|id| r["id"] == *id) {
             saved += u(r, "/savings_bytes");
             saved_compressed += u(r, "/compressed_bytes");
         }
@@ -317,6 +419,82 @@ fn predicted(report: &Value, fixed: &BTreeSet<String>) -> (u64, u64) {
         u(report, "/estimated/content_bytes_before") - saved,
         u(report, "/estimated/compressed_bytes_before") - saved_compressed,
     )
+}
+
+/// `mlsize fix --only ONLY` on the naive image: the JSON edits exactly the
+/// case's findings, the text output carries the JSON's patch, `git apply`
+/// of it gives exactly the case's fixed Dockerfile. Returns fix's predicted
+/// `(content_bytes, compressed_bytes)`, which the build is held to, and the
+/// JSON.
+fn apply_fix(
+    case: &Case,
+    ctx: &Path,
+    naive: &Path,
+    before: &Value,
+    only: &str,
+    dir: &Path,
+) -> ((u64, u64), Value) {
+    let want: BTreeSet<String> = case.ids.iter().map(|s| s.to_string()).collect();
+    let plan = fix_json(ctx, naive, &["--only", only]);
+    assert_eq!(
+        edited(&plan),
+        want,
+        "{}: fix --only {only} edits exactly these findings: {plan:#}",
+        case.name
+    );
+    let predicted = (
+        u(&plan, "/estimated/content_bytes"),
+        u(&plan, "/estimated/compressed_bytes"),
+    );
+    // fix predicts from the files its edits remove, which can be more than
+    // the findings' own (module doc): shown, not failed on.
+    let by_analyze = analyze_estimate(before, case);
+    if predicted != by_analyze {
+        eprintln!(
+            "{}: fix predicts {} content bytes, {} compressed; analyze's recommendations give {}, {}",
+            case.name, predicted.0, predicted.1, by_analyze.0, by_analyze.1
+        );
+    }
+    let text = mlsize()
+        .current_dir(ctx)
+        .arg("fix")
+        .arg(naive)
+        .args(["--dockerfile", "Dockerfile", "--only", only])
+        .output()
+        .unwrap();
+    assert!(text.status.success(), "{}: fix (text) succeeds", case.name);
+    let patch_text = plan["patch"].as_str().unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains(patch_text),
+        "{}: the text output carries the JSON's patch",
+        case.name
+    );
+    if case.name == "all-at-once" {
+        eprintln!(
+            "all-at-once: mlsize fix --only {only}:\n{}",
+            String::from_utf8_lossy(&text.stdout)
+        );
+    }
+    let patch = dir.join(format!("{}.patch", case.name));
+    std::fs::write(&patch, &text.stdout).unwrap();
+    run(Command::new("git")
+        .arg("apply")
+        .arg(&patch)
+        .current_dir(ctx));
+    let got = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
+    assert_eq!(got, case.fixed, "{}: the patched Dockerfile", case.name);
+    (predicted, plan)
+}
+
+/// The bytes of finding `id`: in an analyze report's recommendations, or
+/// in a fix's `unfixed` (what it said stays).
+fn bytes_of(list: &Value, id: &str) -> u64 {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["id"] == id || r["finding"] == id)
+        .map(|r| u(r, "/savings_bytes"))
+        .sum()
 }
 
 /// `mlsize fix IMAGE --dockerfile Dockerfile [ARGS] --format json`, run in the
@@ -444,7 +622,7 @@ fn prove(case: &Case, builder: &Builder, dir: &Path) -> Proved {
         );
     }
     eprintln!("{summary}");
-    let found = ids(&before);
+    let found = ids(&before, case);
     let want: BTreeSet<String> = case.ids.iter().map(|s| s.to_string()).collect();
     assert!(
         want.is_subset(&found),
@@ -457,59 +635,9 @@ fn prove(case: &Case, builder: &Builder, dir: &Path) -> Proved {
         only_and_skip(&ctx, &naive);
     }
 
-    // The prediction: analyze's estimate for these fixes, and fix's own.
-    let (mut want_content, mut want_compressed) = predicted(&before, &want);
-    {
-        let only = case.ids.join(",");
-        let plan = fix_json(&ctx, &naive, &["--only", &only]);
-        assert_eq!(
-            edited(&plan),
-            want,
-            "{}: fix --only {only} edits exactly these findings: {plan:#}",
-            case.name
-        );
-        let (content, compressed) = (
-            u(&plan, "/estimated/content_bytes"),
-            u(&plan, "/estimated/compressed_bytes"),
-        );
-        // The issue asks for analyze's figures; the 10% check below is what
-        // a build proves, so a difference is shown here, not failed on.
-        if (content, compressed) != (want_content, want_compressed) {
-            eprintln!(
-                "{}: fix predicts {content} content bytes, {compressed} compressed; analyze's recommendations give {want_content}, {want_compressed}",
-                case.name
-            );
-        }
-        (want_content, want_compressed) = (content, compressed);
-        let text = mlsize()
-            .current_dir(&ctx)
-            .arg("fix")
-            .arg(&naive)
-            .args(["--dockerfile", "Dockerfile", "--only", &only])
-            .output()
-            .unwrap();
-        assert!(text.status.success(), "{}: fix (text) succeeds", case.name);
-        let patch_text = plan["patch"].as_str().unwrap();
-        assert!(
-            String::from_utf8_lossy(&text.stdout).contains(patch_text),
-            "{}: the text output carries the JSON's patch",
-            case.name
-        );
-        if case.name == "all-at-once" {
-            eprintln!(
-                "all-at-once: mlsize fix --only {only}:\n{}",
-                String::from_utf8_lossy(&text.stdout)
-            );
-        }
-        let patch = dir.join(format!("{}.patch", case.name));
-        std::fs::write(&patch, &text.stdout).unwrap();
-        run(Command::new("git")
-            .arg("apply")
-            .arg(&patch)
-            .current_dir(&ctx));
-        let got = std::fs::read_to_string(ctx.join("Dockerfile")).unwrap();
-        assert_eq!(got, case.fixed, "{}: the patched Dockerfile", case.name);
-    }
+    let only = case.ids.join(",");
+    let ((want_content, want_compressed), plan) =
+        apply_fix(case, &ctx, &naive, &before, &only, dir);
 
     let t = Instant::now();
     builder.build(&ctx, &fixed_tag);
@@ -524,26 +652,46 @@ fn prove(case: &Case, builder: &Builder, dir: &Path) -> Proved {
         "{}: fixed image {got_content} content bytes (predicted {want_content}), \
          {got_compressed} compressed (predicted {want_compressed}); recommendations left: {:?}",
         case.name,
-        ids(&after)
+        ids(&after, case)
     );
-    let left: BTreeSet<String> = ids(&after).intersection(&want).cloned().collect();
-    assert!(
-        left.is_empty(),
-        "{}: the patched build has none of {want:?}; still {left:?}",
-        case.name
-    );
-    {
-        let again = fix_json(&ctx, &patched, &[]);
-        let again_ids: BTreeSet<String> = edited(&again).intersection(&want).cloned().collect();
+    // Gone, but for the part fix said stays (`unfixed`: a stage split keeps
+    // the headers a wheel ships in site-packages), to the byte.
+    for id in ids(&after, case).intersection(&want) {
+        let (stays, found) = (
+            bytes_of(&plan["unfixed"], id),
+            bytes_of(&after["recommendations"], id),
+        );
         assert!(
-            again_ids.is_empty(),
-            "{}: fix on the patched image proposes nothing more for {want:?}: {again:#}",
+            stays > 0 && stays == found,
+            "{}: the patched build still has {id} ({found} bytes); fix said {stays} bytes of it stay",
             case.name
         );
     }
+    let again = fix_json(&ctx, &patched, &[]);
+    let again_ids: BTreeSet<String> = edited(&again).intersection(&want).cloned().collect();
+    assert!(
+        again_ids.is_empty(),
+        "{}: fix on the patched image proposes nothing more for {want:?}: {again:#}",
+        case.name
+    );
     assert!(
         within_10_percent(got_content, want_content),
         "{}: measured {got_content} content bytes is within 10% of the predicted {want_content}",
+        case.name
+    );
+    // The saving itself, not only the size: an estimate that claims bytes
+    // an edit does not free (uv's hard-linked cache) fails here even when
+    // the image is large enough to hide it in 10% of its size. 64 KiB of
+    // slack for what a rebuild writes differently (pip's RECORD, dpkg's
+    // logs).
+    let naive_content = u(&before, "/estimated/content_bytes_before");
+    let (predicted_saving, measured_saving) = (
+        naive_content.saturating_sub(want_content),
+        naive_content.saturating_sub(got_content),
+    );
+    assert!(
+        predicted_saving.abs_diff(measured_saving) <= (predicted_saving / 10).max(64 << 10),
+        "{}: the measured saving {measured_saving} content bytes is within 10% (or 64 KiB) of the predicted {predicted_saving}",
         case.name
     );
     assert!(
@@ -632,7 +780,11 @@ fn issue_17_fix_proved_by_real_builds() {
     let busybox = busybox_tar(dir);
     docker.import(&busybox, "base:busybox");
     buildah.import(&busybox, "base:busybox");
-    for (variant, over) in [("runtime", "cuda-runtime"), ("base", "cuda-base")] {
+    for (variant, over) in [
+        ("runtime", "cuda-runtime"),
+        ("base", "cuda-base"),
+        ("devel", "cuda-devel"),
+    ] {
         let tar = base_tar(dir, over, &server, Some(&assets_dir.join(over)));
         docker.import(&tar, &format!("nvidia/cuda:12.4.1-{variant}-ubuntu22.04"));
         std::fs::remove_file(&tar).unwrap();

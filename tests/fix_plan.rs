@@ -458,3 +458,78 @@ fn crlf_and_missing_final_newline_survive() {
     );
     assert!(text.contains("# apply in ..: git apply"), "{text}");
 }
+
+/// conda's package cache (no conda reaches this machine's registries, so
+/// no real build proves this one: the edit and its figures are checked
+/// here), and uv's hard-linked cache: only its own files count. A RUN
+/// whose `;` list loses a command keeps `;` where it stood.
+#[test]
+fn conda_clean_uv_links_and_lists() {
+    let site = "/opt/conda/lib/python3.11/site-packages";
+    let image = ImageBuilder::new()
+        .name("mlsize/conda:1")
+        .layer("/bin/sh -c #(nop) ADD file:abc in / ", |l| {
+            l.file("/usr/bin/sh", 5000)
+        })
+        .layer("/bin/sh -c micromamba install -y -n base numpy", |l| {
+            l.file_seeded("/opt/conda/pkgs/numpy-2.1.0-py311/lib/x.so", 50_000, 1)
+                .file_seeded("/opt/conda/pkgs/numpy-2.1.0-py311.conda", 30_000, 2)
+                .hardlink(
+                    &format!("{site}/numpy/x.so"),
+                    "/opt/conda/pkgs/numpy-2.1.0-py311/lib/x.so",
+                )
+        })
+        .layer(
+            "/bin/sh -c uv pip install --system tqdm; head -c 7000 /dev/urandom > /tmp/t.bin; echo ok",
+            |l| {
+                l.file_seeded("/root/.cache/uv/archive-v0/X/tqdm/a.py", 4000, 3)
+                    .file("/root/.cache/uv/CACHEDIR.TAG", 43)
+                    .hardlink(
+                        "/usr/local/lib/python3.11/dist-packages/tqdm/a.py",
+                        "/root/.cache/uv/archive-v0/X/tqdm/a.py",
+                    )
+                    .file_seeded("/tmp/t.bin", 7000, 4)
+            },
+        )
+        .layer("/bin/sh -c echo a && rm -f /tmp/t.bin; echo b", |l| {
+            l.whiteout("/tmp/t.bin")
+        });
+    let dockerfile = "\
+FROM debian:bookworm
+RUN micromamba install -y -n base numpy
+RUN uv pip install --system tqdm; head -c 7000 /dev/urandom > /tmp/t.bin; echo ok
+RUN echo a && rm -f /tmp/t.bin; echo b
+";
+    let dir = tempfile::tempdir().unwrap();
+    let img = setup(dir.path(), &image, dockerfile);
+    let out = fix(dir.path(), &[&img, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
+    assert_eq!(
+        v["new_text"],
+        "\
+FROM debian:bookworm
+RUN micromamba install -y -n base numpy && micromamba clean -afy
+RUN uv pip install --no-cache --system tqdm; head -c 7000 /dev/urandom > /tmp/t.bin; echo ok && rm -f /tmp/t.bin
+RUN echo a; echo b
+"
+    );
+    let bytes = |id: &str| {
+        v["edits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["finding"] == id)
+            .map(|e| u(e, "/savings_bytes"))
+    };
+    // The extracted package is hard-linked into site-packages: only the
+    // .conda archive goes. uv's a.py likewise: only CACHEDIR.TAG.
+    assert_eq!(bytes("conda-pkgs"), Some(30_000));
+    assert_eq!(bytes("uv-cache"), Some(43));
+    assert_eq!(bytes("deleted-later"), Some(7000));
+    assert_eq!(u(&v, "/estimated/savings_bytes"), 37_043);
+}

@@ -134,14 +134,16 @@ pub struct Change {
     pub new: String,
 }
 
-/// A finding that gets no edit.
+/// A finding that gets no edit, or the part of one that its edit leaves
+/// (the finding is then in `edits` too: a stage split keeps what is inside
+/// site-packages).
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Unfixed {
     /// The finding.
     pub finding: String,
     /// The layer that holds the bytes.
     pub layer_index: Option<usize>,
-    /// Bytes the finding would save.
+    /// Bytes of the finding that stay.
     pub savings_bytes: u64,
     /// Why there is no edit, and what to do instead.
     pub reason: String,
@@ -785,6 +787,71 @@ impl<'a> Planner<'a> {
             .rfind(|&i| kw(&self.instrs[i]) == "FROM" && self.instrs[i].base_stage.is_none())
     }
 
+    /// The base layers' visible files that NVIDIA's `-{to}` variant of the
+    /// same nvidia/cuda image does not have, when the image is the `-{from}`
+    /// variant: what changing the `FROM` removes. NVIDIA's Dockerfiles:
+    /// -base installs cuda-cudart and cuda-compat only; -runtime adds the
+    /// shared libraries (and cuDNN's, NCCL's); -devel adds headers, static
+    /// libraries, nvcc and NVVM, CUPTI, Nsight Compute, the sanitizer and the
+    /// tools. A CUDA file is one under `/usr/local/cuda*`, one of the CUDA
+    /// categories, or a cuDNN/NCCL file elsewhere; the driver's compat
+    /// libraries are in every variant.
+    fn rebase_removes(&self, from: &str, to: &str) -> Vec<u32> {
+        let report = &self.a.report;
+        let is_base = |l: u32| {
+            report
+                .layers
+                .get(l as usize)
+                .is_some_and(|l| l.base_image.is_some())
+        };
+        let cuda_cats: BTreeSet<u8> = ["cuda-libs", "cupti", "nsight", "cuda-tools"]
+            .iter()
+            .filter_map(|c| self.rules_index(c))
+            .collect();
+        let dev_cats: BTreeSet<u8> = ["cupti", "nsight", "cuda-tools", "headers", "static-libs"]
+            .iter()
+            .filter_map(|c| self.rules_index(c))
+            .collect();
+        let mut out = Vec::new();
+        for (i, n) in self.a.inodes.iter().enumerate() {
+            if !n.visible || !is_base(n.layer) || n.named_elsewhere {
+                continue;
+            }
+            let p = n.shown_path();
+            let name = p.rsplit('/').next().unwrap_or(p);
+            let toolkit = p.starts_with("/usr/local/cuda");
+            let cuda = toolkit
+                || cuda_cats.contains(&n.category)
+                || ["cudnn", "nccl", "libcudnn", "libnccl"]
+                    .iter()
+                    .any(|s| name.starts_with(s));
+            if !cuda || p.contains("/compat/") {
+                continue;
+            }
+            let shared = name.starts_with("lib") && name.contains(".so");
+            let runtime_lib = shared
+                && !dev_cats.contains(&n.category)
+                && ![
+                    "/stubs/",
+                    "/nvvm/",
+                    "/extras/",
+                    "/compute-sanitizer/",
+                    "/nsight",
+                ]
+                .iter()
+                .any(|d| p.contains(d));
+            let gone = match (from, to) {
+                (_, "base") => !name.starts_with("libcudart.so"),
+                ("devel", "runtime") => !runtime_lib,
+                _ => false,
+            };
+            if gone {
+                out.push(i as u32);
+            }
+        }
+        out
+    }
+
     /// CUDA shipped twice: the nvidia/cuda base's `-base` variant, which
     /// ships only the CUDA runtime (libcudart), under wheels that bring the
     /// rest.
@@ -815,7 +882,7 @@ impl<'a> Planner<'a> {
             .map(|(i, n)| (n.shown_path(), i as u32))
             .collect();
         let is_base = |l: usize| report.layers.get(l).is_some_and(|l| l.base_image.is_some());
-        let mut files = Vec::new();
+        let mut duplicated = false;
         let mut libs = Vec::new();
         for fam in &report.cuda_duplicates {
             if fam.library.starts_with("libcudart.") {
@@ -826,18 +893,19 @@ impl<'a> Planner<'a> {
             }
             let mut any = false;
             for c in fam.copies.iter().filter(|c| is_base(c.layer_index)) {
-                if let Some(&f) = visible.get(c.path.as_str()) {
-                    files.push(f);
-                    any = true;
-                }
+                any |= visible.contains_key(c.path.as_str());
             }
             if any {
+                duplicated = true;
                 libs.push(fam.library.clone());
             }
         }
-        if files.is_empty() {
+        if !duplicated {
             return Err("no copy of the duplicated libraries comes from the base image's layers (only libcudart, which -base keeps)".into());
         }
+        // What the change removes: every CUDA file of the base layers that
+        // -base does not have, the duplicates and the rest.
+        let files = self.rebase_removes(&variant, "base");
         let lines = self.doc.get(&self.instrs[i]);
         let new: Vec<String> = lines.iter().map(|l| l.replacen(&image, &base, 1)).collect();
         let c = self.change(i, new);
@@ -997,11 +1065,7 @@ impl<'a> Planner<'a> {
                 && !removable.is_empty()
             {
                 let (k, flags, _) = self.body(c);
-                let rest: Vec<&str> = cmds
-                    .iter()
-                    .map(|c| c.text.as_str())
-                    .filter(|t| !removable.iter().any(|r| r == t))
-                    .collect();
+                let rest = shell::join_kept(&cmds, |c| !removable.contains(&c.text));
                 let new = if rest.is_empty() {
                     Vec::new()
                 } else {
@@ -1010,7 +1074,7 @@ impl<'a> Planner<'a> {
                     } else {
                         format!("{flags} ")
                     };
-                    vec![format!("{k} {flags}{}", rest.join(" && "))]
+                    vec![format!("{k} {flags}{rest}")]
                 };
                 removal = Some(self.change(c, new));
             }
@@ -1071,10 +1135,19 @@ impl<'a> Planner<'a> {
                 // One edit per finding; the first carries the lines.
                 let mut changes = Some(applied.changes);
                 let mut first: Option<&str> = None;
-                for (&(_, r), files) in recs.iter().zip(kept) {
+                for (&(_, r), SplitShare { files, packaged }) in recs.iter().zip(kept) {
                     if files.is_empty() {
                         self.unfix(r, "the split keeps these files: they are inside what the runtime stage copies (site-packages or the install prefix)".into());
                         continue;
+                    }
+                    if packaged > 0 {
+                        // Part of the finding stays: say how much, and why.
+                        self.unfixed.push(Unfixed {
+                            finding: r.id.clone(),
+                            layer_index: r.layer_index,
+                            savings_bytes: packaged,
+                            reason: "these files are inside Python packages (site-packages), which the runtime stage copies whole: the split keeps them".into(),
+                        });
                     }
                     let note = match first {
                         None => applied.note.clone(),
@@ -1102,7 +1175,7 @@ impl<'a> Planner<'a> {
     fn split_plan(
         &mut self,
         recs: &[(usize, &Recommendation)],
-    ) -> Result<(Applied, Vec<Vec<u32>>), String> {
+    ) -> Result<(Applied, Vec<SplitShare>), String> {
         let report = &self.a.report;
         let is_base = |l: usize| report.layers.get(l).is_some_and(|l| l.base_image.is_some());
         let stage_from = self
@@ -1133,13 +1206,18 @@ impl<'a> Planner<'a> {
         let mut tool_instrs: BTreeSet<usize> = BTreeSet::new();
         let mut from_base = false;
         let mut in_packages = 0u64;
+        let mut packaged: Vec<u64> = Vec::new();
         for &(k, r) in recs {
             let mut mine = Vec::new();
+            packaged.push(0);
             for &f in self.targets(k) {
                 let n = &self.a.inodes[f as usize];
                 let l = n.layer as usize;
                 if n.path.contains("/site-packages/") || n.path.contains("/dist-packages/") {
                     in_packages += n.bytes;
+                    if let Some(b) = packaged.last_mut() {
+                        *b += n.bytes;
+                    }
                     continue;
                 }
                 if is_base(l) {
@@ -1176,6 +1254,24 @@ impl<'a> Planner<'a> {
         } else {
             self.new_base.clone().unwrap_or_else(|| image.clone())
         };
+        // With a -devel base, the runtime stage's base lacks exactly these
+        // of the base layers' files (the findings' and the rest: NVVM, the
+        // sanitizer, stubs...); the findings' other base files stay.
+        let rebase: BTreeSet<u32> = if from_base {
+            let to = if self.new_base.is_some() {
+                "base"
+            } else {
+                "runtime"
+            };
+            self.rebase_removes("devel", to).into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
+        for (_, mine) in &mut all {
+            mine.retain(|&f| {
+                !is_base(self.a.inodes[f as usize].layer as usize) || rebase.contains(&f)
+            });
+        }
         // Instructions that install build tools: RUNs whose every command is
         // a package install of build packages.
         let first_tool = match tool_instrs.iter().next() {
@@ -1238,6 +1334,13 @@ impl<'a> Planner<'a> {
             .iter()
             .filter(|n| n.visible && build_layers.contains(&n.layer))
         {
+            if n.named_elsewhere {
+                // Only its lowest name is kept: the prefix to copy is unknown.
+                return Err(format!(
+                    "{STAGE_SPLIT} (a build step hard-linked {} to a name in another category, e.g. uv's cache into site-packages: mlsize cannot tell which directory the runtime stage needs)",
+                    n.shown_path()
+                ));
+            }
             if cache_cats.contains(&n.category) {
                 continue;
             }
@@ -1297,7 +1400,8 @@ impl<'a> Planner<'a> {
             .filter(|i| !taken.contains(i))
             .filter(|&i| {
                 let n = &self.a.inodes[i as usize];
-                gone.contains(&n.layer) && !(n.visible && under(n.shown_path()))
+                (gone.contains(&n.layer) && !(n.visible && under(n.shown_path())))
+                    || rebase.contains(&i)
             })
             .collect();
         if let Some((_, first)) = per_rec.iter_mut().find(|(_, k)| !k.is_empty()) {
@@ -1361,7 +1465,12 @@ impl<'a> Planner<'a> {
                 ids.join(", ")
             )),
         };
-        Ok((applied, per_rec.into_iter().map(|(_, k)| k).collect()))
+        let shares = per_rec
+            .into_iter()
+            .zip(packaged)
+            .map(|((_, files), packaged)| SplitShare { files, packaged })
+            .collect();
+        Ok((applied, shares))
     }
 
     fn rules_index(&self, cat: &str) -> Option<u8> {
@@ -1454,6 +1563,14 @@ impl<'a> Planner<'a> {
             patch: String::new(),
         }
     }
+}
+
+/// One finding's share of a stage split.
+struct SplitShare {
+    /// The files the split removes.
+    files: Vec<u32>,
+    /// The bytes it keeps because they are inside site-packages.
+    packaged: u64,
 }
 
 /// What the stage split says when it cannot be written.

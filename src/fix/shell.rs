@@ -8,6 +8,47 @@
 pub struct Command {
     /// The command's text, trimmed.
     pub text: String,
+    /// What follows it in the list.
+    pub sep: Sep,
+}
+
+/// What separates a command from the next in a `RUN` line's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sep {
+    /// `&&`: the next runs if this one succeeded.
+    And,
+    /// `;` or a newline: the next runs whatever this one's status.
+    Seq,
+    /// The last command.
+    End,
+}
+
+/// The commands of `cmds` for which `keep` holds, joined again with the
+/// separators that keep what runs: where removed commands stood, `; `
+/// when any separator passed over was `;`, ` && ` otherwise (so `a && rm
+/// x; b` becomes `a; b`, and `b` still runs when `a` fails).
+pub fn join_kept(cmds: &[Command], keep: impl Fn(&Command) -> bool) -> String {
+    let mut out = String::new();
+    let mut pending: Option<Sep> = None;
+    for c in cmds {
+        if keep(c) {
+            match pending {
+                Some(Sep::Seq) => out.push_str("; "),
+                Some(_) => out.push_str(" && "),
+                None => {}
+            }
+            out.push_str(&c.text);
+            pending = Some(c.sep);
+        } else if let Some(p) = pending {
+            // Past a removed command: the weaker of the two separators.
+            pending = Some(if p == Sep::Seq || c.sep == Sep::Seq {
+                Sep::Seq
+            } else {
+                p
+            });
+        }
+    }
+    out
 }
 
 impl Command {
@@ -72,9 +113,9 @@ pub fn split(line: &str) -> Option<Vec<Command>> {
             _ if single || double => cur.push(c),
             '&' if chars.peek() == Some(&'&') => {
                 chars.next();
-                push(&mut out, &mut cur);
+                push(&mut out, &mut cur, Sep::And);
             }
-            ';' | '\n' => push(&mut out, &mut cur),
+            ';' | '\n' => push(&mut out, &mut cur, Sep::Seq),
             '(' | ')' | '{' | '}' | '`' => return None,
             '<' if chars.peek() == Some(&'<') => return None,
             _ => cur.push(c),
@@ -83,7 +124,7 @@ pub fn split(line: &str) -> Option<Vec<Command>> {
     if single || double {
         return None;
     }
-    push(&mut out, &mut cur);
+    push(&mut out, &mut cur, Sep::End);
     let control = [
         "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
     ];
@@ -97,12 +138,18 @@ pub fn split(line: &str) -> Option<Vec<Command>> {
     Some(out)
 }
 
-fn push(out: &mut Vec<Command>, cur: &mut String) {
+fn push(out: &mut Vec<Command>, cur: &mut String, sep: Sep) {
     let t = cur.trim();
     if !t.is_empty() {
         out.push(Command {
             text: t.to_string(),
+            sep,
         });
+    } else if let Some(last) = out.last_mut() {
+        // `a ; ; b`, or a list that ends with `;`.
+        if sep == Sep::Seq || last.sep == Sep::End {
+            last.sep = sep;
+        }
     }
     cur.clear();
 }
@@ -238,6 +285,30 @@ pub fn absolute(arg: &str, workdir: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removing_commands_keeps_what_runs() {
+        let c = split("a && rm -rf /x; b && rm -f /y && c; rm /z").unwrap();
+        let seps: Vec<Sep> = c.iter().map(|c| c.sep).collect();
+        assert_eq!(
+            seps,
+            [Sep::And, Sep::Seq, Sep::And, Sep::And, Sep::Seq, Sep::End]
+        );
+        let without_rm = |c: &Command| !c.text.starts_with("rm ");
+        assert_eq!(join_kept(&c, without_rm), "a; b && c");
+        assert_eq!(
+            join_kept(&c, |_| true),
+            "a && rm -rf /x; b && rm -f /y && c; rm /z"
+        );
+        assert_eq!(
+            join_kept(&c, |c| c.text.starts_with("rm ")),
+            "rm -rf /x; rm -f /y; rm /z"
+        );
+        // Removing the first or the last drops its separator.
+        let c = split("rm -rf /x; a && b; rm /y").unwrap();
+        assert_eq!(join_kept(&c, without_rm), "a && b");
+        assert_eq!(join_kept(&split("a ; ; b ;").unwrap(), |_| true), "a; b");
+    }
 
     #[test]
     fn splits_lists() {

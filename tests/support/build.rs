@@ -91,9 +91,9 @@ impl Server {
         Server { child, port }
     }
 
-    /// The files that point the image's apt and pip at this server:
+    /// The files that point the image's apt, pip and uv at this server:
     /// `(path in the image, content)`.
-    pub fn image_config(&self) -> [(&'static str, String); 2] {
+    pub fn image_config(&self) -> [(&'static str, String); 3] {
         let p = self.port;
         [
             (
@@ -107,6 +107,11 @@ impl Server {
                 format!(
                     "[global]\nindex-url = http://127.0.0.1:{p}/simple\ntrusted-host = 127.0.0.1:{p}\ndisable-pip-version-check = true\n"
                 ),
+            ),
+            (
+                // uv's system-level configuration (it reads no pip.conf).
+                "etc/uv/uv.toml",
+                format!("index-url = \"http://127.0.0.1:{p}/simple\"\n"),
             ),
         ]
     }
