@@ -272,7 +272,6 @@ RUN gcc -O2 -o /usr/local/bin/tool /src/tool.c
 CMD [\"/usr/local/bin/tool\"]
 
 FROM base:bookworm
-COPY tool.c /src/tool.c
 COPY --from=builder /usr/local/bin /usr/local/bin
 CMD [\"/usr/local/bin/tool\"]
 ",

@@ -93,6 +93,18 @@ fn findings(v: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// `mlsize fix IMAGE --format json` in `dir`: succeeds, and the JSON
+/// follows its schema.
+fn fix_json(dir: &Path, img: &str) -> Value {
+    let out = fix(dir, &[img, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    checked(serde_json::from_slice(&out.stdout).unwrap())
+}
+
 fn fix(dir: &Path, args: &[&str]) -> std::process::Output {
     mlsize()
         .current_dir(dir)
@@ -136,9 +148,7 @@ fn patch_applies_and_predicts_analyze_estimate() {
 
     // The JSON: every finding edited, so the estimate is analyze's.
     std::fs::write(dir.path().join("Dockerfile"), DOCKERFILE).unwrap();
-    let out = fix(dir.path(), &[&img, "--format", "json"]);
-    assert!(out.status.success());
-    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
+    let v = fix_json(dir.path(), &img);
     let a = json(&["analyze", &img]);
     assert_eq!(v["estimated"], a["estimated"]);
     assert_eq!(v["unfixed"], serde_json::json!([]));
@@ -205,9 +215,7 @@ fn unmatched_and_unknown() {
         &naive(),
         "FROM debian:bookworm\nRUN echo other\n",
     );
-    let out = fix(dir.path(), &[&img, "--format", "json"]);
-    assert!(out.status.success());
-    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
+    let v = fix_json(dir.path(), &img);
     assert_eq!(v["edits"], serde_json::json!([]));
     assert!(
         v["unfixed"][0]["reason"]
@@ -250,48 +258,53 @@ fn build_tools_split_into_a_builder_stage() {
                     .file("/var/lib/dpkg/info/gcc-12.list", 100)
             },
         )
-        .layer("/bin/sh -c #(nop) COPY file:0123 in /src/tool.c ", |l| {
+        .layer("/bin/sh -c #(nop) COPY file:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef in /src/tool.c ", |l| {
             l.file("/src/tool.c", 400)
         })
-        .layer("/bin/sh -c gcc -O2 -o /usr/local/bin/tool /src/tool.c", |l| {
-            l.file("/usr/local/bin/tool", 700)
+        .layer("/bin/sh -c #(nop) COPY file:456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123 in /etc/tool.toml ", |l| {
+            l.file("/etc/tool.toml", 50)
         })
-        .empty("/bin/sh -c #(nop)  CMD [\"tool\"]");
+        .layer(
+            "/bin/sh -c gcc -O2 -o /usr/local/bin/tool /src/tool.c && tool --check /etc/tool.toml",
+            |l| l.file("/usr/local/bin/tool", 700),
+        )
+        .empty("/bin/sh -c #(nop)  CMD [\"tool\", \"/etc/tool.toml\"]");
     let dockerfile = "\
 FROM debian:bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY tool.c /src/tool.c
-RUN gcc -O2 -o /usr/local/bin/tool /src/tool.c
-CMD [\"tool\"]
+COPY tool.toml /etc/tool.toml
+RUN gcc -O2 -o /usr/local/bin/tool /src/tool.c && tool --check /etc/tool.toml
+CMD [\"tool\", \"/etc/tool.toml\"]
 ";
     let dir = tempfile::tempdir().unwrap();
     let img = setup(dir.path(), &image, dockerfile);
-    let out = fix(dir.path(), &[&img, "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
+    let v = fix_json(dir.path(), &img);
     assert_eq!(
         v["new_text"],
         "\
 FROM debian:bookworm AS builder
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY tool.c /src/tool.c
-RUN gcc -O2 -o /usr/local/bin/tool /src/tool.c
-CMD [\"tool\"]
+COPY tool.toml /etc/tool.toml
+RUN gcc -O2 -o /usr/local/bin/tool /src/tool.c && tool --check /etc/tool.toml
+CMD [\"tool\", \"/etc/tool.toml\"]
 
 FROM debian:bookworm
-COPY tool.c /src/tool.c
+COPY tool.toml /etc/tool.toml
 COPY --from=builder /usr/local/bin /usr/local/bin
-CMD [\"tool\"]
+CMD [\"tool\", \"/etc/tool.toml\"]
 "
     );
     let ids = findings(&v);
     assert_eq!(ids, ["static-libs", "headers"]);
-    // The whole tool install goes: headers, static library, compiler, dpkg list.
-    assert_eq!(v["estimated"]["savings_bytes"], 8000 + 12000 + 20000 + 100);
+    // The whole tool install goes: headers, static library, compiler, dpkg
+    // list; and the source only the build used. The config the CMD names
+    // stays.
+    assert_eq!(
+        v["estimated"]["savings_bytes"],
+        8000 + 12000 + 20000 + 100 + 400
+    );
     assert_eq!(v["unfixed"], serde_json::json!([]));
 }
 
@@ -383,13 +396,7 @@ CMD [\"python3\"]
 ";
     let dir = tempfile::tempdir().unwrap();
     let img = setup(dir.path(), &image, dockerfile);
-    let out = fix(dir.path(), &[&img, "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
+    let v = fix_json(dir.path(), &img);
     assert_eq!(
         v["new_text"],
         "\
@@ -502,13 +509,7 @@ RUN echo a && rm -f /tmp/t.bin; echo b
 ";
     let dir = tempfile::tempdir().unwrap();
     let img = setup(dir.path(), &image, dockerfile);
-    let out = fix(dir.path(), &[&img, "--format", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = checked(serde_json::from_slice(&out.stdout).unwrap());
+    let v = fix_json(dir.path(), &img);
     assert_eq!(
         v["new_text"],
         "\

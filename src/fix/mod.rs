@@ -1300,6 +1300,7 @@ impl<'a> Planner<'a> {
         let mut runtime_lines: Vec<String> = vec![String::new(), format!("FROM {runtime}")];
         let mut copies_at: Option<usize> = None;
         let mut build_layers: BTreeSet<u32> = BTreeSet::new();
+        let mut source_layers: BTreeSet<u32> = BTreeSet::new();
         for &i in &stage {
             let d = &self.instrs[i];
             if i < first_tool {
@@ -1307,6 +1308,10 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if tool_instrs.contains(&i) {
+                continue;
+            }
+            if let Some(layers) = self.build_source(i, &stage, &tool_instrs) {
+                source_layers.extend(layers);
                 continue;
             }
             if kw(d) == "RUN" && self.is_build_step(i) {
@@ -1394,6 +1399,7 @@ impl<'a> Planner<'a> {
             .filter(|(_, i)| tool_instrs.contains(i))
             .map(|(&l, _)| l as u32)
             .chain(build_layers.iter().copied())
+            .chain(source_layers.iter().copied())
             .collect();
         let taken: BTreeSet<u32> = files.iter().copied().collect();
         let extra: Vec<u32> = (0..self.a.inodes.len() as u32)
@@ -1512,6 +1518,51 @@ impl<'a> Planner<'a> {
     }
 
     /// A RUN that builds or installs software (what a builder stage is for).
+    /// A `COPY`/`ADD` of one file that only build steps use (`COPY tool.c
+    /// /src/tool.c` before `RUN gcc ... /src/tool.c`): it stays in the
+    /// builder. Its layers, or `None` when the runtime stage needs it or it
+    /// cannot tell: a directory or several files, a relative or variable
+    /// destination, `--from`, or a later instruction other than a build
+    /// step that names the destination.
+    fn build_source(&self, i: usize, stage: &[usize], tools: &BTreeSet<usize>) -> Option<Vec<u32>> {
+        let d = &self.instrs[i];
+        if !matches!(kw(d), "COPY" | "ADD") {
+            return None;
+        }
+        let (_, flags, rest) = self.body(i);
+        if flags.contains("--from") || rest.trim_start().starts_with('[') {
+            return None;
+        }
+        let dest = shell::words(&rest).pop()?;
+        if !dest.starts_with('/') || dest.ends_with('/') || dest.contains('$') {
+            return None;
+        }
+        let layers: Vec<u32> = self
+            .layer_instr
+            .iter()
+            .filter(|&(_, &j)| j == i)
+            .map(|(&l, _)| l as u32)
+            .collect();
+        // Exactly one file, at the destination.
+        let mut files = self.a.inodes.iter().filter(|n| layers.contains(&n.layer));
+        if !(files.next().is_some_and(|n| *n.path == *dest) && files.next().is_none()) {
+            return None;
+        }
+        let mut used_by_build = false;
+        for &j in stage.iter().filter(|&&j| j > i && !tools.contains(&j)) {
+            let text = self.doc.original(&self.instrs[j]);
+            if !text.contains(dest.as_str()) {
+                continue;
+            }
+            if kw(&self.instrs[j]) == "RUN" && self.is_build_step(j) {
+                used_by_build = true;
+            } else {
+                return None;
+            }
+        }
+        used_by_build.then_some(layers)
+    }
+
     fn is_build_step(&self, i: usize) -> bool {
         let Ok(cmds) = self.commands(i) else {
             return false;
