@@ -635,3 +635,116 @@ fn issue_11_compressed_budget_is_the_same_for_docker_save_and_oci() {
         "{table}"
     );
 }
+
+/// `apt-install-recommends` counts what `--no-install-recommends` really
+/// removes when the layer's dpkg status says it: every package apt
+/// installed only as a recommendation (and what only they depend on), with
+/// its files from `info/*.list`, not just the compilers among them.
+#[test]
+fn apt_recommends_count_every_recommended_package() {
+    let status = "\
+Package: libc6
+Status: install ok installed
+
+Package: libc6-dev
+Status: install ok installed
+Depends: libc6 (= 2.36-9), linux-libc-dev | linux-kernel-headers
+Recommends: gcc | c-compiler
+
+Package: linux-libc-dev
+Status: install ok installed
+Provides: linux-kernel-headers
+
+Package: gcc
+Status: install ok installed
+Depends: cpp (= 4:12.2.0-3), gcc-12
+Provides: c-compiler
+
+Package: gcc-12
+Status: install ok installed
+Depends: cpp-12, libgcc-12-dev
+
+Package: cpp
+Status: install ok installed
+Depends: cpp-12
+
+Package: cpp-12
+Status: install ok installed
+
+Package: libgcc-12-dev
+Status: install ok installed
+";
+    let gcc = "/usr/lib/gcc/x86_64-linux-gnu/12";
+    let lists: [(&str, &[&str]); 7] = [
+        (
+            "libc6-dev",
+            &["/usr/include/stdio.h", "/usr/lib/x86_64-linux-gnu/libc.a"],
+        ),
+        ("linux-libc-dev", &["/usr/include/linux/types.h"]),
+        ("gcc", &["/usr/bin/gcc"]),
+        ("gcc-12", &["/usr/bin/x86_64-linux-gnu-gcc-12"]),
+        ("cpp", &["/usr/bin/cpp"]),
+        ("cpp-12", &["/usr/lib/gcc/x86_64-linux-gnu/12/cc1"]),
+        (
+            "libgcc-12-dev",
+            &["/usr/lib/gcc/x86_64-linux-gnu/12/libgcc.a"],
+        ),
+    ];
+    let img = ImageBuilder::new()
+        .name("app:4")
+        .layer("/bin/sh -c #(nop) ADD file:0a1b2c3d in / ", |l| {
+            l.file("/usr/bin/sh", 1_000)
+                .file("/var/lib/dpkg/info/libc6:amd64.list", 20)
+        })
+        .layer(
+            "/bin/sh -c apt-get update && apt-get install -y libc6-dev",
+            |mut l| {
+                l = l
+                    .file_bytes("/var/lib/dpkg/status", status.as_bytes())
+                    .file("/usr/include/stdio.h", 10_000)
+                    .file("/usr/lib/x86_64-linux-gnu/libc.a", 300_000)
+                    .file("/usr/include/linux/types.h", 2_000)
+                    .file("/usr/bin/gcc", 1_000)
+                    .file("/usr/bin/cpp", 1_000)
+                    .file("/usr/bin/x86_64-linux-gnu-gcc-12", 90_000)
+                    .file(&format!("{gcc}/cc1"), 400_000)
+                    .file(&format!("{gcc}/libgcc.a"), 50_000);
+                for (pkg, files) in lists {
+                    let text: String = files.iter().map(|f| format!("{f}\n")).collect();
+                    l = l.file_bytes(&format!("/var/lib/dpkg/info/{pkg}.list"), text.as_bytes());
+                }
+                l
+            },
+        );
+    let dir = tempfile::tempdir().unwrap();
+    let image = write(dir.path(), "app.tar", &img.docker_archive());
+    let v = json(&["analyze", &image]);
+    let r = &v["recommendations"][0];
+    assert_eq!(r["id"], "apt-install-recommends", "{v:#}");
+    assert_eq!(
+        r["packages"],
+        json!(["cpp", "cpp-12", "gcc", "gcc-12", "libgcc-12-dev"]),
+        "gcc came as libc6-dev's recommendation; linux-libc-dev is a dependency"
+    );
+    let lists_of = |pkgs: &[&str]| -> u64 {
+        lists
+            .iter()
+            .filter(|(p, _)| pkgs.contains(p))
+            .map(|(_, f)| f.iter().map(|f| f.len() as u64 + 1).sum::<u64>())
+            .sum()
+    };
+    let recommended = ["gcc", "gcc-12", "cpp", "cpp-12", "libgcc-12-dev"];
+    assert_eq!(
+        u(r, "/savings_bytes"),
+        1_000 + 90_000 + 1_000 + 400_000 + 50_000 + lists_of(&recommended),
+        "the recommended packages' files and info lists, not libc6-dev's headers"
+    );
+    // libc6-dev's own headers and static library stay findings of their own.
+    let ids: Vec<&str> = v["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["apt-install-recommends", "static-libs", "headers"]);
+}

@@ -14,19 +14,18 @@
 //! build does otherwise; every other finding goes to `unfixed` with the
 //! reason, never to a guess.
 
-pub mod apt;
 pub mod doc;
-pub mod shell;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
 use crate::history::dockerfile::{self, DockerfileInstruction};
+use crate::history::shell::{self, Command};
 use crate::report::Analysis;
 use crate::report::advice::{self, Estimate, Recommendation};
+use crate::report::apt;
 use doc::Doc;
-use shell::Command;
 
 /// Finding ids `mlsize fix` knows (those of `analyze`'s recommendations).
 pub const FINDINGS: &[&str] = &[
@@ -648,94 +647,36 @@ impl<'a> Planner<'a> {
         let i = self.run_of(r.layer_index)?;
         let lines = self.with_flag(i, Install::Apt, "--no-install-recommends")?;
         let c = self.change(i, lines);
-        let (files, note) = match self.recommended_files(i, r.layer_index) {
-            Some((files, pkgs)) => {
-                let shown = pkgs.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
-                let more = pkgs.len().saturating_sub(8);
-                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-                (
-                    files,
-                    Some(format!(
-                        "{} packages came as recommendations ({shown}{more}); install the ones the image needs explicitly",
-                        pkgs.len()
-                    )),
-                )
-            }
-            None => (
-                self.targets(k).to_vec(),
-                Some("the layer's dpkg database was not readable: the saving counts only the compilers, headers and static libraries".into()),
-            ),
+        // analyze's targets: the packages apt installed only as
+        // recommendations, when the layer's dpkg database says which.
+        let pkgs = &r.packages;
+        let closure = r.layer_index.is_some_and(|l| {
+            let instruction = &self.a.report.layers[l].instruction;
+            apt::recommended_files(&self.a.inodes, l as u32, instruction).is_some()
+        });
+        let note = if closure {
+            let shown = pkgs.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+            let more = pkgs.len().saturating_sub(8);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "{} packages came as recommendations ({shown}{more}); install the ones the image needs explicitly",
+                pkgs.len()
+            )
+        } else {
+            "the layer's dpkg database was not readable: the saving counts only the compilers, headers and static libraries".into()
         };
+        let files = self.targets(k).to_vec();
+        let note = Some(note);
         Ok(Applied {
             action: "add --no-install-recommends to apt-get install".into(),
             changes: vec![c],
             files,
             note,
         })
-    }
-
-    /// The files of the packages a RUN's `apt-get install` brought only as
-    /// recommendations (see [`apt::recommended_only`]), and those packages.
-    fn recommended_files(&self, i: usize, layer: Option<usize>) -> Option<(Vec<u32>, Vec<String>)> {
-        let layer = u32::try_from(layer?).ok()?;
-        let mut requested = Vec::new();
-        for c in self.commands(i).ok()? {
-            let w = c.words();
-            let Some(at) = Install::Apt.matches(&w) else {
-                continue;
-            };
-            let mut skip = false;
-            for x in &w[at + 1..] {
-                if matches!(x.as_str(), "|" | "||" | "&" | ">" | ">>" | "2>" | "2>&1") {
-                    break;
-                }
-                if std::mem::take(&mut skip) {
-                    continue;
-                }
-                if matches!(x.as_str(), "-o" | "-t" | "--option" | "--target-release") {
-                    skip = true;
-                } else if !x.starts_with('-') {
-                    requested.push(x.clone());
-                }
-            }
-        }
-        let inodes = &self.a.inodes;
-        let status = inodes
-            .iter()
-            .find(|n| n.layer == layer && &*n.path == "/var/lib/dpkg/status")?
-            .data()?;
-        let list_before: BTreeSet<&str> = inodes
-            .iter()
-            .filter(|n| n.layer < layer && n.path.ends_with(".list"))
-            .filter_map(|n| apt::info_package(&n.path))
-            .collect();
-        let mut lists: HashMap<&str, &[u8]> = HashMap::new();
-        for n in inodes
-            .iter()
-            .filter(|n| n.layer == layer && n.path.ends_with(".list"))
-        {
-            if let (Some(p), Some(d)) = (apt::info_package(&n.path), n.data())
-                && !list_before.contains(p)
-            {
-                lists.insert(p, d);
-            }
-        }
-        let here: BTreeSet<String> = lists.keys().map(|s| s.to_string()).collect();
-        let only = apt::recommended_only(&String::from_utf8_lossy(status), &requested, &here)?;
-        let paths: std::collections::HashSet<&str> = only
-            .iter()
-            .filter_map(|p| lists.get(p.as_str()))
-            .flat_map(|d| std::str::from_utf8(d).unwrap_or("").lines())
-            .collect();
-        let files = (0..inodes.len() as u32)
-            .filter(|&f| {
-                let n = &inodes[f as usize];
-                n.layer == layer
-                    && (paths.contains(&*n.path)
-                        || apt::info_package(&n.path).is_some_and(|p| only.contains(p)))
-            })
-            .collect();
-        Some((files, only.into_iter().collect()))
     }
 
     /// Bytecode: `--no-compile` on the pip installs of the layers that wrote

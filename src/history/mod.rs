@@ -7,6 +7,7 @@
 //! [`instruction`] maps all of them to `ENV A=b`, `RUN make`.
 
 pub mod dockerfile;
+pub mod shell;
 
 /// One `config.history` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]

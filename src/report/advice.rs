@@ -51,8 +51,10 @@ pub struct Recommendation {
     /// How many things the title counts, when it counts any (the CUDA
     /// libraries shipped twice).
     pub count: Option<usize>,
-    /// Packages named by the finding (`apt-install-recommends`: those that
-    /// brought compilers, headers or static libraries), sorted.
+    /// Packages named by the finding, sorted: for `apt-install-recommends`
+    /// those apt installed only as recommendations (from the layer's dpkg
+    /// status), or, when the layer has none, those that brought compilers,
+    /// headers or static libraries.
     pub packages: Vec<String>,
     /// What to write instead.
     pub fix: String,
@@ -402,8 +404,25 @@ pub fn recommend(
             Some(l.index),
             "add --no-install-recommends to apt-get install (recommended packages pull in compilers, headers and static libraries); if you need them to build something, build in a separate stage and COPY --from the result".into(),
         );
-        d.packages = build_packages(inodes, l.index as u32);
-        d.targets = targets;
+        // What the flag really removes: every package apt installed only as
+        // a recommendation, when the layer's dpkg status says which (in the
+        // real build of tests/fix.rs, counting the compilers alone predicted
+        // an image 18.5% too large); else the compilers, headers and static
+        // libraries.
+        match super::apt::recommended_files(inodes, l.index as u32, &l.instruction) {
+            Some((files, packages)) if !files.is_empty() => {
+                d.packages = packages;
+                d.targets = files
+                    .into_iter()
+                    .map(|f| f as usize)
+                    .filter(|&i| !inodes[i].named_elsewhere)
+                    .collect();
+            }
+            _ => {
+                d.packages = build_packages(inodes, l.index as u32);
+                d.targets = targets;
+            }
+        }
         drafts.push(d);
     }
 

@@ -2,6 +2,7 @@
 //! every renderer (table, JSON, markdown) reads.
 
 pub mod advice;
+pub mod apt;
 pub mod budget;
 pub mod diff;
 pub mod schema;

@@ -1,10 +1,14 @@
-//! What `--no-install-recommends` takes out of an `apt-get install`: the
+//! What `--no-install-recommends` takes out of an `apt-get install` (the
+//! `apt-install-recommends` recommendation, and `mlsize fix`'s edit): the
 //! packages a layer installed that the requested ones do not depend on
 //! (`Depends`, `Pre-Depends`, through alternatives and virtual packages), as
 //! the layer's own dpkg status database records them, and their files, as
 //! the layer's `/var/lib/dpkg/info/PKG.list` files list them.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use crate::history::shell;
+use crate::overlay::Inode;
 
 /// One installed package of a dpkg status database.
 #[derive(Debug, Default, Clone)]
@@ -125,6 +129,103 @@ pub fn info_package(path: &str) -> Option<&str> {
     let file = path.strip_prefix("/var/lib/dpkg/info/")?;
     let (stem, _) = file.rsplit_once('.')?;
     Some(stem.split(':').next().unwrap_or(stem))
+}
+
+/// The packages an instruction's `apt-get install` / `apt install`
+/// commands request, as written (`RUN apt-get update && apt-get install -y
+/// gcc`: `gcc`). `None` when the line cannot be followed (subshells,
+/// here-documents).
+pub fn requested(instruction: &str) -> Option<Vec<String>> {
+    let run = instruction.strip_prefix("RUN ")?.trim_start();
+    // BuildKit's flags (`--mount=...`) come before the command.
+    let mut run = run;
+    while run.starts_with("--") {
+        run = run
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, r)| r)
+            .trim_start();
+    }
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    let mut out = Vec::new();
+    for c in shell::split(run)? {
+        let w = c.words();
+        let Some(at) = (0..w.len()).find(|&j| {
+            w[j] == "install"
+                && (0..j).rev().any(|k| {
+                    matches!(base(&w[k]).as_str(), "apt-get" | "apt")
+                        && w[k + 1..j].iter().all(|x| x.starts_with('-'))
+                })
+        }) else {
+            continue;
+        };
+        let mut skip = false;
+        for x in &w[at + 1..] {
+            if matches!(x.as_str(), "|" | "||" | "&" | ">" | ">>" | "2>" | "2>&1") {
+                break;
+            }
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            if matches!(x.as_str(), "-o" | "-t" | "--option" | "--target-release") {
+                skip = true;
+            } else if !x.starts_with('-') {
+                out.push(x.clone());
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The files (indexes into `inodes`) of the packages that layer `layer`'s
+/// `apt-get install` (in `instruction`) brought only as recommendations
+/// ([`recommended_only`], from the layer's own dpkg status), with their
+/// `info/` files, and those packages, sorted. `None` when the layer holds
+/// no readable status database or the requests cannot be resolved.
+pub fn recommended_files(
+    inodes: &[Inode],
+    layer: u32,
+    instruction: &str,
+) -> Option<(Vec<u32>, Vec<String>)> {
+    let requested = requested(instruction)?;
+    if requested.is_empty() {
+        return None;
+    }
+    let status = inodes
+        .iter()
+        .find(|n| n.layer == layer && &*n.path == "/var/lib/dpkg/status")?
+        .data()?;
+    let list_before: BTreeSet<&str> = inodes
+        .iter()
+        .filter(|n| n.layer < layer && n.path.ends_with(".list"))
+        .filter_map(|n| info_package(&n.path))
+        .collect();
+    let mut lists: HashMap<&str, &[u8]> = HashMap::new();
+    for n in inodes
+        .iter()
+        .filter(|n| n.layer == layer && n.path.ends_with(".list"))
+    {
+        if let (Some(p), Some(d)) = (info_package(&n.path), n.data())
+            && !list_before.contains(p)
+        {
+            lists.insert(p, d);
+        }
+    }
+    let here: BTreeSet<String> = lists.keys().map(|s| s.to_string()).collect();
+    let only = recommended_only(&String::from_utf8_lossy(status), &requested, &here)?;
+    let paths: HashSet<&str> = only
+        .iter()
+        .filter_map(|p| lists.get(p.as_str()))
+        .flat_map(|d| std::str::from_utf8(d).unwrap_or("").lines())
+        .collect();
+    let files = (0..inodes.len() as u32)
+        .filter(|&f| {
+            let n = &inodes[f as usize];
+            n.layer == layer
+                && (paths.contains(&*n.path)
+                    || info_package(&n.path).is_some_and(|p| only.contains(p)))
+        })
+        .collect();
+    Some((files, only.into_iter().collect()))
 }
 
 #[cfg(test)]
