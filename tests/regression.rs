@@ -664,6 +664,9 @@ Package: gcc-12
 Status: install ok installed
 Depends: cpp-12, libgcc-12-dev
 
+Package: fonts-dejavu-core
+Status: install ok installed
+
 Package: cpp
 Status: install ok installed
 Depends: cpp-12
@@ -675,7 +678,7 @@ Package: libgcc-12-dev
 Status: install ok installed
 ";
     let gcc = "/usr/lib/gcc/x86_64-linux-gnu/12";
-    let lists: [(&str, &[&str]); 7] = [
+    let lists: [(&str, &[&str]); 8] = [
         (
             "libc6-dev",
             &["/usr/include/stdio.h", "/usr/lib/x86_64-linux-gnu/libc.a"],
@@ -689,6 +692,7 @@ Status: install ok installed
             "libgcc-12-dev",
             &["/usr/lib/gcc/x86_64-linux-gnu/12/libgcc.a"],
         ),
+        ("fonts-dejavu-core", &["/usr/share/fonts/DejaVuSans.ttf"]),
     ];
     let img = ImageBuilder::new()
         .name("app:4")
@@ -708,7 +712,8 @@ Status: install ok installed
                     .file("/usr/bin/cpp", 1_000)
                     .file("/usr/bin/x86_64-linux-gnu-gcc-12", 90_000)
                     .file(&format!("{gcc}/cc1"), 400_000)
-                    .file(&format!("{gcc}/libgcc.a"), 50_000);
+                    .file(&format!("{gcc}/libgcc.a"), 50_000)
+                    .file("/usr/share/fonts/DejaVuSans.ttf", 3_000);
                 for (pkg, files) in lists {
                     let text: String = files.iter().map(|f| format!("{f}\n")).collect();
                     l = l.file_bytes(&format!("/var/lib/dpkg/info/{pkg}.list"), text.as_bytes());
@@ -723,8 +728,15 @@ Status: install ok installed
     assert_eq!(r["id"], "apt-install-recommends", "{v:#}");
     assert_eq!(
         r["packages"],
-        json!(["cpp", "cpp-12", "gcc", "gcc-12", "libgcc-12-dev"]),
-        "gcc came as libc6-dev's recommendation; linux-libc-dev is a dependency"
+        json!([
+            "cpp",
+            "cpp-12",
+            "gcc",
+            "gcc-12",
+            "libgcc-12-dev",
+            "fonts-dejavu-core"
+        ]),
+        "gcc came as libc6-dev's recommendation (the build tools first); linux-libc-dev is a dependency"
     );
     let lists_of = |pkgs: &[&str]| -> u64 {
         lists
@@ -733,10 +745,17 @@ Status: install ok installed
             .map(|(_, f)| f.iter().map(|f| f.len() as u64 + 1).sum::<u64>())
             .sum()
     };
-    let recommended = ["gcc", "gcc-12", "cpp", "cpp-12", "libgcc-12-dev"];
+    let recommended = [
+        "gcc",
+        "gcc-12",
+        "cpp",
+        "cpp-12",
+        "libgcc-12-dev",
+        "fonts-dejavu-core",
+    ];
     assert_eq!(
         u(r, "/savings_bytes"),
-        1_000 + 90_000 + 1_000 + 400_000 + 50_000 + lists_of(&recommended),
+        1_000 + 90_000 + 1_000 + 400_000 + 50_000 + 3_000 + lists_of(&recommended),
         "the recommended packages' files and info lists, not libc6-dev's headers"
     );
     // libc6-dev's own headers and static library stay findings of their own.

@@ -53,8 +53,8 @@ pub struct Recommendation {
     pub count: Option<usize>,
     /// Packages named by the finding, sorted: for `apt-install-recommends`
     /// those apt installed only as recommendations (from the layer's dpkg
-    /// status), or, when the layer has none, those that brought compilers,
-    /// headers or static libraries.
+    /// status), compilers and `-dev` packages first, or, when the layer has
+    /// none, those that brought compilers, headers or static libraries.
     pub packages: Vec<String>,
     /// What to write instead.
     pub fix: String,
@@ -275,22 +275,26 @@ fn build_packages(inodes: &[Inode], layer: u32) -> Vec<String> {
             continue;
         };
         let pkg = pkg.split(':').next().unwrap_or(pkg);
-        let tooling = [
-            "gcc",
-            "g++",
-            "cpp",
-            "binutils",
-            "build-essential",
-            "dpkg-dev",
-        ]
-        .iter()
-        .any(|p| pkg == *p || pkg.starts_with(&format!("{p}-")))
-            || pkg.ends_with("-dev");
-        if tooling {
+        if is_build_package(pkg) {
             out.insert(pkg.to_string());
         }
     }
     out.into_iter().collect()
+}
+
+/// A Debian package that builds things: compilers, binutils, `-dev`.
+fn is_build_package(pkg: &str) -> bool {
+    [
+        "gcc",
+        "g++",
+        "cpp",
+        "binutils",
+        "build-essential",
+        "dpkg-dev",
+    ]
+    .iter()
+    .any(|p| pkg == *p || pkg.starts_with(&format!("{p}-")))
+        || pkg.ends_with("-dev")
 }
 
 /// The layer holding most of `targets`' bytes (the lowest on a tie).
@@ -410,7 +414,9 @@ pub fn recommend(
         // an image 18.5% too large); else the compilers, headers and static
         // libraries.
         match super::apt::recommended_files(inodes, l.index as u32, &l.instruction) {
-            Some((files, packages)) if !files.is_empty() => {
+            Some((files, mut packages)) if !files.is_empty() => {
+                // The build tools first: they are what the title names.
+                packages.sort_by_key(|p| (!is_build_package(p), p.clone()));
                 d.packages = packages;
                 d.targets = files
                     .into_iter()
