@@ -16,7 +16,7 @@
 
 pub mod doc;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -811,37 +811,31 @@ impl<'a> Planner<'a> {
                 "the base image {image} is already the -base variant: the other copies come from your own layers"
             ));
         }
-        // What the change removes: the base layers' copies of families that
-        // the wheels (your layers) also bring, but libcudart, which -base keeps.
+        // The families whose base-layer copies the wheels (your layers) also
+        // bring, but libcudart, which -base keeps: what the message names.
         let report = &self.a.report;
-        let visible: HashMap<&str, u32> = self
+        let visible: HashSet<&str> = self
             .a
             .inodes
             .iter()
-            .enumerate()
-            .filter(|(_, n)| n.visible)
-            .map(|(i, n)| (n.shown_path(), i as u32))
+            .filter(|n| n.visible)
+            .map(|n| n.shown_path())
             .collect();
         let is_base = |l: usize| report.layers.get(l).is_some_and(|l| l.base_image.is_some());
-        let mut duplicated = false;
-        let mut libs = Vec::new();
-        for fam in &report.cuda_duplicates {
-            if fam.library.starts_with("libcudart.") {
-                continue;
-            }
-            if !fam.copies.iter().any(|c| !is_base(c.layer_index)) {
-                continue;
-            }
-            let mut any = false;
-            for c in fam.copies.iter().filter(|c| is_base(c.layer_index)) {
-                any |= visible.contains_key(c.path.as_str());
-            }
-            if any {
-                duplicated = true;
-                libs.push(fam.library.clone());
-            }
-        }
-        if !duplicated {
+        let libs: Vec<String> = report
+            .cuda_duplicates
+            .iter()
+            .filter(|fam| {
+                !fam.library.starts_with("libcudart.")
+                    && fam.copies.iter().any(|c| !is_base(c.layer_index))
+                    && fam
+                        .copies
+                        .iter()
+                        .any(|c| is_base(c.layer_index) && visible.contains(c.path.as_str()))
+            })
+            .map(|fam| fam.library.clone())
+            .collect();
+        if libs.is_empty() {
             return Err("no copy of the duplicated libraries comes from the base image's layers (only libcudart, which -base keeps)".into());
         }
         // What the change removes: every CUDA file of the base layers that
