@@ -400,6 +400,31 @@ fn through_proxy(t: &Path, fault: Fault, times: usize) -> (Registry, FaultProxy,
     (reg, proxy, layers, config)
 }
 
+/// A plain-HTTP registry's blobs are read from the socket by mlsize's own
+/// request (`Connection: close`, one per blob), not asked for twice.
+#[test]
+fn plain_http_blobs_are_read_from_the_socket_once() {
+    if !tools() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (_reg, proxy, layers, _) = through_proxy(t.path(), Fault::None, 0);
+    let c = client(&proxy.host(), "app:v1", &opts(t.path()));
+    for (d, s) in &layers {
+        assert_eq!(sha256(&read_all(&c, d, *s).unwrap()), *d);
+    }
+    let heads = proxy.heads.lock().unwrap().clone();
+    let blobs: Vec<&String> = heads.iter().filter(|h| h.contains("/blobs/")).collect();
+    assert_eq!(blobs.len(), layers.len(), "one request per blob: {heads:?}");
+    for h in blobs {
+        let h = h.to_lowercase();
+        assert!(
+            h.contains("connection: close\r\n") && h.contains("user-agent: mlsize/"),
+            "{h}"
+        );
+    }
+}
+
 #[test]
 fn cut_connections_resume_with_range() {
     if !tools() {

@@ -259,7 +259,12 @@ pub fn scan_layer<R: Read + Send>(
             // is then the critical path of a large gzip layer.
             let (raw_tx, raw_rx) = bounded::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
             let (raw_free_tx, raw_free_rx) = bounded::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
-            let blob = s.spawn(move || read_blob(br, raw_tx, raw_free_rx));
+            // Past what the sniff buffered, the blob is read straight into
+            // the chunks: a socket's short reads would otherwise each go
+            // through the BufReader's buffer and be copied out again.
+            let head = io::Cursor::new(br.buffer().to_vec());
+            let rest = br.into_inner();
+            let blob = s.spawn(move || read_blob(head.chain(rest), raw_tx, raw_free_rx));
             let input = ChunkReader::new(raw_rx, raw_free_tx, None);
             s.spawn(move || -> Result<Decoded, String> {
                 let done = match decode(input, compression, None, chunk_tx, free_rx) {

@@ -4,14 +4,13 @@
 use std::io::{self, ErrorKind, Read};
 use std::sync::Arc;
 
+use super::plain::{self, Miss};
 use super::{Fail, Inner, backoff, content_length, header, short};
 
 /// Resumes in a row without a single new byte before giving up is
 /// `retries`; this caps resumes over the whole stream (a link that drops
 /// every few bytes).
 const MAX_TOTAL_RESUMES: u32 = 100;
-
-type Body = ureq::BodyReader<'static>;
 
 /// A blob being read; see [`super::Client::blob`].
 pub(super) struct BlobStream {
@@ -121,13 +120,39 @@ impl BlobStream {
         Ok(())
     }
 
-    /// GET the blob from `pos` on.
+    /// GET the blob from `pos` on: straight from the socket when the
+    /// registry is plain HTTP and answers simply ([`plain`]), else through
+    /// the general client.
     fn request(&mut self) -> Result<Body, OpenError> {
         let mut headers = Vec::new();
         if self.pos > 0 {
             headers.push(("Range", format!("bytes={}-", self.pos)));
         }
-        let resp = match self.inner.get(&self.path, &headers) {
+        let mut redirected = None;
+        if let Some(target) = &self.inner.plain {
+            let mut with_auth = headers.clone();
+            if let Ok(Some(a)) = self.inner.authorization() {
+                with_auth.push(("Authorization", a));
+            }
+            match target.get(&self.path, &with_auth) {
+                Ok((head, body)) => {
+                    let head = Head {
+                        code: head.code,
+                        length: Some(head.length),
+                        content_range: head.content_range,
+                    };
+                    return self.start(head, Body::Plain(body));
+                }
+                Err(Miss::Io(e)) => return Err(OpenError::Retry(e)),
+                Err(Miss::Redirect(to)) => redirected = super::resolve(&self.url(), &to),
+                Err(Miss::Fallback) => {}
+            }
+        }
+        let got = match &redirected {
+            Some(url) => self.inner.get_url(url, &headers),
+            None => self.inner.get(&self.path, &headers),
+        };
+        let resp = match got {
             Ok(r) => r,
             Err(Fail::Transport(e)) => {
                 let (kind, what) = super::describe_transport(
@@ -158,13 +183,29 @@ impl BlobStream {
                 return Err(OpenError::Fatal(io::Error::new(kind, what)));
             }
         };
-        let code = resp.status().as_u16();
-        let length = content_length(&resp);
+        let head = Head {
+            code: resp.status().as_u16(),
+            length: content_length(&resp),
+            content_range: header(&resp, "content-range").map(str::to_string),
+        };
+        let body = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        self.start(head, Body::Client(body))
+    }
+
+    fn url(&self) -> String {
+        format!("{}{}", self.inner.base, self.path)
+    }
+
+    /// Checks a response's range and length against what is wanted, and
+    /// skips what a server that ignores `Range` sends again.
+    fn start(&mut self, head: Head, mut body: Body) -> Result<Body, OpenError> {
         let bad = |what: String| OpenError::Fatal(io::Error::new(ErrorKind::InvalidData, what));
         let mut skip = 0;
-        if code == 206 {
+        if head.code == 206 {
             // `Content-Range: bytes START-END/TOTAL`
-            let start = header(&resp, "content-range")
+            let start = head
+                .content_range
+                .as_deref()
                 .and_then(|v| v.trim().strip_prefix("bytes "))
                 .and_then(|v| v.split('-').next())
                 .and_then(|v| v.trim().parse::<u64>().ok());
@@ -179,7 +220,7 @@ impl BlobStream {
         } else {
             // A server that ignores Range sends it all again: skip what we have.
             skip = self.pos;
-            match (self.total, length) {
+            match (self.total, head.length) {
                 (Some(t), Some(l)) if t != l => {
                     return Err(bad(format!(
                         "{}: the registry sends {l} bytes, the manifest says {t} (a broken registry or a wrong manifest)",
@@ -190,7 +231,6 @@ impl BlobStream {
                 _ => {}
             }
         }
-        let mut body = resp.into_body().into_with_config().limit(u64::MAX).reader();
         if skip > 0 {
             let copied =
                 io::copy(&mut (&mut body).take(skip), &mut io::sink()).map_err(OpenError::Retry)?;
@@ -199,6 +239,28 @@ impl BlobStream {
             }
         }
         Ok(body)
+    }
+}
+
+/// What [`BlobStream::start`] checks of a response.
+struct Head {
+    code: u16,
+    length: Option<u64>,
+    content_range: Option<String>,
+}
+
+/// A response body: ureq's, or one read from the socket ([`plain`]).
+enum Body {
+    Client(ureq::BodyReader<'static>),
+    Plain(plain::Body),
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Body::Client(b) => b.read(buf),
+            Body::Plain(b) => b.read(buf),
+        }
     }
 }
 

@@ -22,11 +22,15 @@
 //!   502/503/504 are retried with backoff; a blob stream whose connection drops
 //!   or stalls resumes with `Range: bytes=N-`; every retry is bounded by
 //!   [`RegistryOptions::retries`].
+//! - Plain HTTP (a CI job's `localhost:5000`): a layer blob's body is read
+//!   from the socket straight into the scan's buffers, without ureq's copy
+//!   (module `plain`); anything but a simple answer goes back to ureq.
 
 mod auth;
 mod blob;
 pub mod creds;
 mod image;
+mod plain;
 mod reference;
 
 use std::io::Read;
@@ -52,6 +56,8 @@ const MAX_TOKEN_BYTES: u64 = 1 << 20;
 const MAX_ERROR_BYTES: u64 = 64 << 10;
 /// Longest `Retry-After` honoured; a longer one is waited this long.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// What mlsize calls itself in requests.
+const USER_AGENT: &str = concat!("mlsize/", env!("CARGO_PKG_VERSION"));
 /// Redirect hops followed per request.
 const MAX_REDIRECTS: usize = 5;
 
@@ -148,6 +154,9 @@ struct Inner {
     read_timeout: Duration,
     cert_hint: bool,
     auth: Mutex<AuthState>,
+    /// Blob bodies read from the socket: a plain-HTTP registry reached
+    /// without a proxy (see [`plain`]).
+    plain: Option<plain::Target>,
 }
 
 /// What the registry asked for, and the current token.
@@ -264,7 +273,7 @@ impl Inner {
             .timeout_recv_response(Some(opts.read_timeout))
             .timeout_per_read(Some(opts.read_timeout))
             .timeout_per_write(Some(opts.read_timeout))
-            .user_agent(concat!("mlsize/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .tls_config(tls)
             .build()
             .into();
@@ -286,6 +295,7 @@ impl Inner {
             read_timeout: opts.read_timeout,
             cert_hint: opts.cert_dir.is_none(),
             auth: Mutex::new(AuthState::default()),
+            plain: None,
         };
         let schemes: &[&str] = if insecure {
             &["https", "http"]
@@ -296,7 +306,17 @@ impl Inner {
         for scheme in schemes {
             client.base = format!("{scheme}://{host}");
             match client.ping() {
-                Ok(()) => return Ok(client),
+                Ok(()) => {
+                    if client.agent.config().proxy().is_none() {
+                        client.plain = plain::Target::new(
+                            &client.base,
+                            opts.connect_timeout,
+                            opts.read_timeout,
+                            USER_AGENT,
+                        );
+                    }
+                    return Ok(client);
+                }
                 Err(Fail::Transport(e)) if is_tls_or_protocol(&e) && scheme == &"https" => {
                     last = Some(Fail::Transport(e));
                 }
@@ -406,12 +426,21 @@ impl Inner {
         path: &str,
         headers: &[(&str, String)],
     ) -> std::result::Result<Response<ureq::Body>, Fail> {
-        let url = format!("{}{path}", self.base);
+        self.get_url(&format!("{}{path}", self.base), headers)
+    }
+
+    /// [`Inner::get`] of a whole URL: where a registry redirected a request
+    /// made elsewhere ([`plain`]).
+    fn get_url(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> std::result::Result<Response<ureq::Body>, Fail> {
         let mut reauthed = false;
         let mut attempt = 0u32;
         loop {
             let auth = self.authorization()?;
-            let resp = match self.follow(&url, headers, auth.as_deref()) {
+            let resp = match self.follow(url, headers, auth.as_deref()) {
                 Ok(r) => r,
                 Err(Fail::Transport(e)) if attempt < self.retries && is_transient(&e) => {
                     attempt += 1;
