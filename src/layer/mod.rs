@@ -262,9 +262,7 @@ pub fn scan_layer<R: Read + Send>(
             // Past what the sniff buffered, the blob is read straight into
             // the chunks: a socket's short reads would otherwise each go
             // through the BufReader's buffer and be copied out again.
-            let head = io::Cursor::new(br.buffer().to_vec());
-            let rest = br.into_inner();
-            let blob = s.spawn(move || read_blob(head.chain(rest), raw_tx, raw_free_rx));
+            let blob = s.spawn(move || read_blob(PastBuffer(br), raw_tx, raw_free_rx));
             let input = ChunkReader::new(raw_rx, raw_free_tx, None);
             s.spawn(move || -> Result<Decoded, String> {
                 let done = match decode(input, compression, None, chunk_tx, free_rx) {
@@ -575,6 +573,22 @@ fn read_blob<B: Read>(
             let msg = format!("read failed after {at} bytes: {e}");
             let _ = tx.send(Err(io::Error::other(msg.clone())));
             Err(msg)
+        }
+    }
+}
+
+/// A `BufReader` that, once what it holds is read, reads its source
+/// straight into the caller's buffer: a `BufReader` goes around its buffer
+/// only for reads at least as large as it, and a socket's short reads leave
+/// less than a chunk to fill.
+struct PastBuffer<R>(BufReader<R>);
+
+impl<R: Read> Read for PastBuffer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.0.buffer().is_empty() {
+            self.0.get_mut().read(buf)
+        } else {
+            self.0.read(buf)
         }
     }
 }
