@@ -4,7 +4,7 @@
 use std::io::{self, ErrorKind, Read};
 use std::sync::Arc;
 
-use super::plain::{self, Miss};
+use super::plain::{self, Head, Miss};
 use super::{Fail, Inner, backoff, content_length, header, short};
 
 /// Resumes in a row without a single new byte before giving up is
@@ -135,14 +135,7 @@ impl BlobStream {
                 with_auth.push(("Authorization", a));
             }
             match target.get(&self.path, &with_auth) {
-                Ok((head, body)) => {
-                    let head = Head {
-                        code: head.code,
-                        length: Some(head.length),
-                        content_range: head.content_range,
-                    };
-                    return self.start(head, Body::Plain(body));
-                }
+                Ok((head, body)) => return self.start(head, Body::Plain(body)),
                 Err(Miss::Io(e)) => return Err(OpenError::Retry(e)),
                 Err(Miss::Redirect(to)) => redirected = super::resolve(&self.url(), &to),
                 Err(Miss::Fallback) => {}
@@ -240,13 +233,6 @@ impl BlobStream {
         }
         Ok(body)
     }
-}
-
-/// What [`BlobStream::start`] checks of a response.
-struct Head {
-    code: u16,
-    length: Option<u64>,
-    content_range: Option<String>,
 }
 
 /// A response body: ureq's, or one read from the socket ([`plain`]).

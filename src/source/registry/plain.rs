@@ -36,11 +36,12 @@ pub(super) struct Target {
     user_agent: &'static str,
 }
 
-/// A simple answer: its status, length and the range it starts at.
+/// What the blob stream checks of an answer, from this path or ureq's.
 #[derive(Debug)]
 pub(super) struct Head {
     pub code: u16,
-    pub length: u64,
+    /// `Content-Length` (always there on this path).
+    pub length: Option<u64>,
     /// `Content-Range`, on a `206`.
     pub content_range: Option<String>,
 }
@@ -142,14 +143,14 @@ impl Target {
             if let Some(location) = redirect(&resp) {
                 return Err(Miss::Redirect(location));
             }
-            let head = simple_head(&resp).ok_or(Miss::Fallback)?;
+            let (head, length) = simple_head(&resp).ok_or(Miss::Fallback)?;
             buf.truncate(filled);
             buf.drain(..end);
             let body = Body {
                 sock,
                 early: buf,
                 at: 0,
-                left: head.length,
+                left: length,
             };
             return Ok((head, body));
         }
@@ -184,9 +185,9 @@ fn redirect(resp: &httparse::Response) -> Option<String> {
     Some(std::str::from_utf8(h.value).ok()?.trim().to_string())
 }
 
-/// The head of a `200`/`206` with one `Content-Length` and the body as sent
-/// (no `Transfer-Encoding`, no `Content-Encoding` but `identity`).
-fn simple_head(resp: &httparse::Response) -> Option<Head> {
+/// The head and length of a `200`/`206` with one `Content-Length` and the
+/// body as sent (no `Transfer-Encoding`, no `Content-Encoding` but `identity`).
+fn simple_head(resp: &httparse::Response) -> Option<(Head, u64)> {
     let code = resp.code?;
     if code != 200 && code != 206 {
         return None;
@@ -210,11 +211,15 @@ fn simple_head(resp: &httparse::Response) -> Option<Head> {
             content_range = Some(value.to_string());
         }
     }
-    Some(Head {
-        code,
-        length: length?,
-        content_range,
-    })
+    let length = length?;
+    Some((
+        Head {
+            code,
+            length: Some(length),
+            content_range,
+        },
+        length,
+    ))
 }
 
 /// A response body of known length, read from the socket into the caller's
@@ -255,7 +260,7 @@ impl Read for Body {
 mod tests {
     use super::*;
 
-    fn head(text: &str) -> Option<Head> {
+    fn head(text: &str) -> Option<(Head, u64)> {
         let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut parsed);
         match resp.parse(text.as_bytes()) {
@@ -266,12 +271,15 @@ mod tests {
 
     #[test]
     fn only_simple_answers_are_read_here() {
-        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n").unwrap();
-        assert_eq!((h.code, h.length, h.content_range), (200, 12, None));
-        let h = head("HTTP/1.1 206 Partial\r\ncontent-range: bytes 5-11/12\r\nContent-Length: 7\r\nContent-Encoding: identity\r\n\r\n").unwrap();
+        let (h, n) = head("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n").unwrap();
+        assert_eq!(
+            (h.code, h.length, n, h.content_range),
+            (200, Some(12), 12, None)
+        );
+        let (h, _) = head("HTTP/1.1 206 Partial\r\ncontent-range: bytes 5-11/12\r\nContent-Length: 7\r\nContent-Encoding: identity\r\n\r\n").unwrap();
         assert_eq!(
             (h.code, h.length, h.content_range.as_deref()),
-            (206, 7, Some("bytes 5-11/12"))
+            (206, Some(7), Some("bytes 5-11/12"))
         );
         for other in [
             "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://s3/x\r\nContent-Length: 0\r\n\r\n",
@@ -334,7 +342,7 @@ mod tests {
         let (head, mut body) = t
             .get("/v2/r/blobs/x", &[("Range", "bytes=0-".to_string())])
             .unwrap();
-        assert_eq!((head.code, head.length), (200, 10));
+        assert_eq!((head.code, head.length), (200, Some(10)));
         let mut got = Vec::new();
         body.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"helloworld");
