@@ -158,12 +158,7 @@ fn optimized_twin_has_nothing_left_but_a_header() {
     assert_eq!(u(&v, "/image/wasted_bytes"), 0);
     assert_eq!(v["duplicates"], json!([]));
     assert_eq!(v["cuda_duplicates"], json!([]));
-    let ids: Vec<&str> = v["recommendations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let ids = recommendation_ids(&v);
     assert_eq!(ids, ["headers"], "torch's libcupti.so.12 is kept");
     assert_eq!(u(&v, "/estimated/savings_bytes"), 1_000);
 }

@@ -239,12 +239,7 @@ fn issue_11_apt_recommends_that_bring_compilers_are_named_first() {
             .starts_with("add --no-install-recommends to apt-get install"),
         "{r}"
     );
-    let ids: Vec<&str> = v["recommendations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let ids = recommendation_ids(&v);
     assert_eq!(
         ids,
         ["apt-install-recommends"],
@@ -759,11 +754,6 @@ Status: install ok installed
         "the recommended packages' files and info lists, not libc6-dev's headers"
     );
     // libc6-dev's own headers and static library stay findings of their own.
-    let ids: Vec<&str> = v["recommendations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let ids = recommendation_ids(&v);
     assert_eq!(ids, ["apt-install-recommends", "static-libs", "headers"]);
 }

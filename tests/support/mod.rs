@@ -193,6 +193,16 @@ pub fn dir_layout_schema1(built: &Built, dir: &Path) {
     std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
 }
 
+/// The `id` of every recommendation in a report, in order.
+pub fn recommendation_ids(v: &Value) -> Vec<&str> {
+    v["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect()
+}
+
 /// `u64` at a JSON pointer.
 pub fn u(v: &Value, ptr: &str) -> u64 {
     v.pointer(ptr)
